@@ -1,0 +1,77 @@
+"""The ``fer-edge`` command line: one parser, subcommands imported only when used.
+
+Every user error surfaces here as one line on stderr and a documented exit code (see
+``fer_edge.errors``); tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fer_edge.errors import EXIT_SOFTWARE, FerEdgeError
+
+logger = logging.getLogger("fer_edge")
+
+BUNDLED_DIR = Path(__file__).parent / "models"
+BUNDLED_MODEL = BUNDLED_DIR / "fer-edge-int8.tflite"
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _add_common(p: argparse.ArgumentParser, *, model: bool = True, data: bool = True) -> None:
+    if model:
+        p.add_argument("--model", default=str(BUNDLED_MODEL),
+                       help="model file (.tflite or .keras); default: the bundled int8 model")
+    if data:
+        p.add_argument("--data", help="FER2013 .csv/.csv.gz or an image folder")
+        p.add_argument("--split", help="split to use (default: PrivateTest, else PublicTest, "
+                                       "else the whole set)")
+    p.add_argument("--json", help="write the JSON report here ('-' for stdout)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fer_edge.commands import register_all
+
+    parser = argparse.ArgumentParser(
+        prog="fer-edge", description="Facial emotion recognition for camera boxes.")
+    parser.add_argument("-v", "--verbose", action="count", default=1,
+                        help="more logging (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_const", const=0, dest="verbose",
+                        help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register_all(sub, _add_common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args) or 0
+    except FerEdgeError as e:
+        print(f"fer-edge {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"fer-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug: keep the traceback, but still a documented code
+        logger.exception("fer-edge %s failed unexpectedly", args.command)
+        return EXIT_SOFTWARE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

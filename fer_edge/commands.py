@@ -1,0 +1,169 @@
+"""Subcommand parsers and handlers. Handlers import their heavy modules lazily, so ``fer-edge run``
+never pulls in TensorFlow and ``fer-edge --help`` starts instantly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fer_edge.atomic import write_json
+from fer_edge.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+AddCommon = Callable[..., None]
+
+
+def _require_data(args: argparse.Namespace) -> str:
+    if not args.data:
+        raise UsageError("--data is required (a FER2013 .csv/.csv.gz or an image folder)")
+    return args.data
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    print(f"{report['split']}: n={report['n']} accuracy={report['accuracy']:.4f} "
+          f"macro_f1={report['macro_f1']:.4f}")
+    for name, row in report.get("robustness", {}).items():
+        print(f"  {name:<14} accuracy={row['accuracy']:.4f} ({row['delta']:+.4f})")
+
+
+# -- train -------------------------------------------------------------------------------------
+
+def _add_train(sub: Any, add_common: AddCommon) -> None:
+    from fer_edge.training.archs import ARCHS
+
+    p = sub.add_parser("train", help="train an architecture on a dataset")
+    p.add_argument("--arch", required=True, help=f"one of: {', '.join(ARCHS)}")
+    p.add_argument("--data", required=True, help="FER2013 .csv/.csv.gz or an image folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adamax"])
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--schedule", choices=["none", "plateau", "cosine"])
+    p.add_argument("--patience", type=int, help="early stopping patience (0: off)")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--augment", choices=["none", "basic", "strong"])
+    p.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--drop-class", action="append", default=[], dest="drop_classes",
+                   help="leave a class out (repeatable), e.g. --drop-class disgust")
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--resume", action="store_true", help="continue from --out/checkpoints")
+    p.add_argument("--cache-dir", help="where decoded datasets are cached "
+                                       "(default ~/.cache/fer-edge; 'none' disables)")
+    p.add_argument("--limit", type=int, help="train on at most this many faces (quick runs)")
+    p.add_argument("--backbone-weights", help="VGG16 *_notop.h5 weights for seed-001-vgg16")
+    p.add_argument("--json", help="also write the final report here ('-' for stdout)")
+    p.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from fer_edge.training.archs import get_arch
+    from fer_edge.training.train import DEFAULT_CACHE, TrainConfig, train
+
+    get_arch(args.arch)  # an unknown --arch is a usage error before any data is read
+    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    fields = {k: getattr(args, k) for k in (
+        "epochs", "batch_size", "optimizer", "learning_rate", "schedule", "patience",
+        "label_smoothing", "augment", "class_weights", "weight_decay", "seed", "resume",
+        "drop_classes", "limit", "backbone_weights")}
+    report = train(TrainConfig(arch=args.arch, data=args.data, out=args.out, cache_dir=cache, **fields))
+    _print_summary(report)
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+# -- evaluate ----------------------------------------------------------------------------------
+
+def _add_evaluate(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class recall, confusion matrix")
+    add_common(p)
+    p.add_argument("--tta", choices=["none", "flip", "crops"], default="none",
+                   help="test-time augmentation: average over flips or 10 shifted crops")
+    p.add_argument("--robustness", action="store_true",
+                   help="add rows for low light, an occluding band and +-20 degree rotation")
+    p.add_argument("--confusion-png", help="confusion matrix PNG (default: beside --json)")
+    p.add_argument("--delegate", default="cpu", help="cpu | gpu | edgetpu | /path/to/delegate.so")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--cache-dir", help="dataset cache folder (default ~/.cache/fer-edge)")
+    p.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fer_edge.runtime import RuntimeOptions
+    from fer_edge.training.data import load_dataset
+    from fer_edge.training.evaluate import evaluate_split, load_classifier
+    from fer_edge.training.plots import plot_confusion
+    from fer_edge.training.train import DEFAULT_CACHE
+
+    data = _require_data(args)
+    model = load_classifier(args.model, RuntimeOptions(args.delegate, args.threads))
+    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    dataset = load_dataset(data, model.metadata.input_spec().size, cache)
+    split_name, split = dataset.get(args.split)
+    evaluation = evaluate_split(model, split, args.tta, args.robustness)
+    report = {"model": str(args.model), "data": str(data), "split": split_name, "tta": args.tta,
+              **evaluation.report}
+    png = args.confusion_png or (str(Path(args.json).with_suffix(".png"))
+                                 if args.json and args.json != "-" else None)
+    if png:
+        plot_confusion(report["confusion"], evaluation.labels, png,
+                       f"{Path(args.model).name} on {split_name}: {report['accuracy']:.3f}")
+    if args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        _print_summary(report)
+    return 0
+
+
+# -- calibrate ---------------------------------------------------------------------------------
+
+def _add_calibrate(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser("calibrate", help="quantise a trained .keras model to TFLite")
+    p.add_argument("--model", required=True, help="trained .keras model")
+    p.add_argument("--data", required=True, help="dataset for calibration faces and the accuracy check")
+    p.add_argument("--split", help="split for the accuracy check (default: PrivateTest, else PublicTest)")
+    p.add_argument("--mode", required=True, choices=["float32", "float16", "dynamic", "int8", "edgetpu"])
+    p.add_argument("--out", required=True, help="output .tflite path (metadata goes beside it)")
+    p.add_argument("--calibration-size", type=int, default=500,
+                   help="representative faces, class-balanced, from the training split")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--io", choices=["int8", "uint8"], default="int8", dest="io_type",
+                   help="input/output type of full-integer models (EdgeTPU accepts both)")
+    p.add_argument("--cache-dir", help="dataset cache folder (default ~/.cache/fer-edge)")
+    p.add_argument("--json", help="write the report here ('-' for stdout)")
+    p.set_defaults(handler=_calibrate)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from fer_edge.quantize.calibrate import CalibrateConfig, calibrate
+    from fer_edge.training.train import DEFAULT_CACHE
+
+    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    report = calibrate(CalibrateConfig(
+        model=args.model, data=args.data, mode=args.mode, out=args.out, split=args.split,
+        calibration_size=args.calibration_size, seed=args.seed, io_type=args.io_type,
+        cache_dir=cache))
+    if args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        print(f"{report['model']}: {report['mode']}, {report['size_bytes'] / 1024:.1f} KiB; "
+              f"{report['split']} accuracy float {report['float_accuracy']:.4f} -> "
+              f"{report['accuracy']:.4f} ({100 * report['accuracy_change']:+.2f} points); "
+              f"per face p50 {report['per_face_ms']['p50']:.3f} ms (1 thread)")
+    return 0
+
+
+def register_all(sub: Any, add_common: AddCommon) -> None:
+    """Add every subcommand to ``sub``."""
+    for add in (_add_train, _add_evaluate, _add_calibrate):
+        add(sub, add_common)
+
+
+__all__ = ["json", "register_all"]

@@ -1,0 +1,44 @@
+"""User-facing errors and the exit codes the CLI contract fixes (sysexits.h values).
+
+Library code raises :class:`FerEdgeError` subclasses with one clear line that names the file, line
+or field at fault; only ``fer_edge.cli`` turns them into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_DATA = 65  # EX_DATAERR: the input exists but is malformed
+EXIT_NO_INPUT = 66  # EX_NOINPUT: an input file or folder is missing
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal failure (a bug); logged with its traceback
+EXIT_CONFIG = 78  # EX_CONFIG: the daemon's configuration is invalid
+
+
+class FerEdgeError(Exception):
+    """An error a user can fix; ``exit_code`` is what the CLI returns for it."""
+
+    exit_code: int = EXIT_DATA
+
+
+class DataError(FerEdgeError):
+    """Input data (CSV rows, images, models) is malformed."""
+
+    exit_code = EXIT_DATA
+
+
+class MissingInputError(FerEdgeError):
+    """An input file or folder does not exist or cannot be read."""
+
+    exit_code = EXIT_NO_INPUT
+
+
+class UsageError(FerEdgeError):
+    """Arguments are inconsistent in a way argparse cannot see."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(FerEdgeError):
+    """The daemon configuration is invalid."""
+
+    exit_code = EXIT_CONFIG

@@ -1,0 +1,95 @@
+"""Model metadata: the JSON that travels beside every model file (``<model>.json``).
+
+It says what the model expects (input shape, normalisation, crop margin), what it predicts (its
+label list), how it was produced (data, split, command) and how well it did, so that a model file
+never has to be guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fer_edge.atomic import write_json
+from fer_edge.errors import DataError
+from fer_edge.labels import LABELS
+from fer_edge.preprocess import InputSpec
+
+
+@dataclass
+class ModelMetadata:
+    """Everything a consumer needs to run a model and trust its output."""
+
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    input_shape: list[int] = field(default_factory=lambda: [48, 48, 1])
+    normalization: dict[str, float] = field(default_factory=lambda: {"scale": 1.0, "offset": 0.0})
+    crop_margin: float = 0.15
+    arch: str = "unknown"
+    quantization: dict[str, Any] = field(default_factory=lambda: {"mode": "float32"})
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    command: str = ""
+    created: str = ""
+
+    def input_spec(self) -> InputSpec:
+        """The preprocessing parameters this model was trained with."""
+        return InputSpec(
+            size=int(self.input_shape[0]),
+            channels=int(self.input_shape[2]),
+            scale=float(self.normalization.get("scale", 1.0)),
+            offset=float(self.normalization.get("offset", 0.0)),
+            margin=float(self.crop_margin),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def metadata_path(model_path: str | Path) -> Path:
+    """``model.tflite`` -> ``model.json`` (the contract's ``<model>.json``)."""
+    return Path(model_path).with_suffix(".json")
+
+
+def current_command() -> str:
+    """The command line that is running, for provenance."""
+    return shlex.join(["fer-edge", *sys.argv[1:]])
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_metadata(model_path: str | Path, *, required: bool = True) -> ModelMetadata:
+    """Read the metadata beside ``model_path``; default metadata if absent and not required."""
+    path = metadata_path(model_path)
+    if not path.exists():
+        if required:
+            raise DataError(f"{path}: model metadata is missing (every model ships a .json beside it)")
+        return ModelMetadata()
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read model metadata: {e}") from e
+    known = set(ModelMetadata.__dataclass_fields__)
+    meta = ModelMetadata(**{k: v for k, v in raw.items() if k in known})
+    bad = [name for name in meta.labels if name not in LABELS]
+    if bad:
+        raise DataError(f"{path}: labels: unknown emotion {bad[0]!r}")
+    if len(meta.input_shape) != 3:
+        raise DataError(f"{path}: input_shape: expected [height, width, channels], "
+                        f"received {meta.input_shape}")
+    return meta
+
+
+def save_metadata(model_path: str | Path, meta: ModelMetadata) -> Path:
+    """Write ``meta`` beside ``model_path`` atomically; returns the JSON path."""
+    if not meta.created:
+        meta.created = now_iso()
+    path = metadata_path(model_path)
+    write_json(path, meta.to_dict())
+    return path

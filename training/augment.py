@@ -1,0 +1,126 @@
+"""Training-time augmentation on batches of raw gray faces (float32, 0..255, N x S x S x 1).
+
+``basic`` is the seeds' flip/rotate/shift/zoom; ``strong`` adds shear, contrast, the conditions the
+product must withstand (low light, a glasses-like band over the eyes, head tilt up to the
+robustness report's angle) and random erasing. All geometry is composed into ONE affine warp per
+face: chaining Keras' RandomRotation/Zoom/Shear/Translation layers resamples four times and trains
+the model on blurred faces it never sees at serving time. Draws are stateless, seeded by
+``(seed, batch index)``, so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import tensorflow as tf
+
+from fer_edge.training.robustness import BAND_VALUE, EYE_BAND, TILT_DEGREES
+
+AUGMENTS = ("none", "basic", "strong")
+Augmenter = Callable[[tf.Tensor, tuple[tf.Tensor, tf.Tensor]], tuple[tf.Tensor, tf.Tensor]]
+
+
+@dataclass(frozen=True)
+class GeometryRanges:
+    degrees: float
+    zoom: float  # +- fraction
+    shift: float  # +- fraction of the side
+    shear: float  # +- shear factor
+
+
+GEOMETRY = {
+    "basic": GeometryRanges(degrees=10.0, zoom=0.1, shift=0.1, shear=0.0),
+    "strong": GeometryRanges(degrees=TILT_DEGREES + 5.0, zoom=0.15, shift=0.1, shear=0.1),
+}
+
+
+def _draw(n: tf.Tensor, seed: tf.Tensor, low: float, high: float) -> tf.Tensor:
+    return tf.random.stateless_uniform([n], seed, low, high)
+
+
+def _affine(images: tf.Tensor, ranges: GeometryRanges, seeds: tf.Tensor) -> tf.Tensor:
+    """Flip, rotate, zoom, shear and shift each face with a single bilinear warp."""
+    n = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    theta = _draw(n, seeds[0], -1.0, 1.0) * (ranges.degrees * math.pi / 180.0)
+    inv_zoom = 1.0 / _draw(n, seeds[1], 1.0 - ranges.zoom, 1.0 + ranges.zoom)
+    shear = _draw(n, seeds[2], -ranges.shear, ranges.shear) if ranges.shear else tf.zeros([n])
+    flip = tf.where(_draw(n, seeds[3], 0.0, 1.0) < 0.5, -1.0, 1.0)
+    tx = _draw(n, seeds[4], -ranges.shift, ranges.shift) * size
+    ty = _draw(n, seeds[5], -ranges.shift, ranges.shift) * size
+    cos, sin = tf.cos(theta), tf.sin(theta)
+    # input = A @ (output - centre) + centre + t, with A = R(theta) @ Shear @ Flip / zoom
+    a0, a1 = cos * flip * inv_zoom, (cos * shear - sin) * inv_zoom
+    b0, b1 = sin * flip * inv_zoom, (sin * shear + cos) * inv_zoom
+    c = (size - 1.0) / 2.0
+    transforms = tf.stack([a0, a1, c + tx - a0 * c - a1 * c,
+                           b0, b1, c + ty - b0 * c - b1 * c,
+                           tf.zeros([n]), tf.zeros([n])], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def _per_image(batch: tf.Tensor, probability: float, seed: tf.Tensor) -> tf.Tensor:
+    """A N x 1 x 1 x 1 boolean mask choosing which images get an effect."""
+    n = tf.shape(batch)[0]
+    return tf.random.stateless_uniform([n, 1, 1, 1], seed) < probability
+
+
+def _uniform(batch: tf.Tensor, low: float, high: float, seed: tf.Tensor) -> tf.Tensor:
+    n = tf.shape(batch)[0]
+    return tf.random.stateless_uniform([n, 1, 1, 1], seed, low, high)
+
+
+def _photometric(x: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    """Contrast, low light, eye band and random erasing, each on a random subset of the batch."""
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    contrast = _uniform(x, 0.7, 1.3, seeds[0])
+    x = tf.clip_by_value((x - mean) * contrast + mean + _uniform(x, -20.0, 20.0, seeds[1]), 0, 255)
+    # low light: gain and gamma (the robustness report's condition lies inside these ranges)
+    gain, gamma = _uniform(x, 0.3, 0.9, seeds[2]), _uniform(x, 1.0, 2.2, seeds[3])
+    dim = 255.0 * gain * tf.pow(x / 255.0, gamma)
+    x = tf.where(_per_image(x, 0.25, seeds[4]), dim, x)
+    # a dark band over the eyes, like sunglasses
+    size = tf.shape(x)[1]
+    rows = tf.cast(tf.range(size), tf.float32)[tf.newaxis, :, tf.newaxis, tf.newaxis]
+    rows = rows / tf.cast(size, tf.float32)
+    top = _uniform(x, EYE_BAND[0] - 0.05, EYE_BAND[0] + 0.05, seeds[5])
+    bottom = top + _uniform(x, 0.10, 0.18, seeds[6])
+    band = (rows >= top) & (rows < bottom) & _per_image(x, 0.15, seeds[7])
+    x = tf.where(band, _uniform(x, 0.0, 2.0 * BAND_VALUE, seeds[8]), x)
+    # random erasing: one rectangle, 2-12% of the area, filled with noise
+    cols = tf.transpose(rows, [0, 2, 1, 3])
+    area, aspect = _uniform(x, 0.02, 0.12, seeds[9]), _uniform(x, 0.5, 2.0, seeds[10])
+    eh, ew = tf.sqrt(area * aspect), tf.sqrt(area / aspect)
+    ey = _uniform(x, 0.0, 1.0, seeds[11]) * (1 - eh)
+    ex = _uniform(x, 0.0, 1.0, seeds[12]) * (1 - ew)
+    erase = (rows >= ey) & (rows < ey + eh) & (cols >= ex) & (cols < ex + ew)
+    erase &= _per_image(x, 0.25, seeds[13])
+    noise = tf.random.stateless_uniform(tf.shape(x), seeds[14], 0.0, 255.0)
+    return tf.where(erase, noise, x)
+
+
+def make_augmenter(strength: str, seed: int) -> Augmenter | None:
+    """A map function for an enumerated ``tf.data`` batch stream, or ``None`` for ``'none'``.
+
+    It takes ``(step, (images, labels))``: the batch index seeds the stateless draws.
+    """
+    if strength not in AUGMENTS:
+        raise ValueError(f"augment must be one of {AUGMENTS}; received {strength!r}")
+    if strength == "none":
+        return None
+    ranges = GEOMETRY[strength]
+
+    def augment(step: tf.Tensor, batch: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        images, labels = batch
+        step = tf.cast(step, tf.int64)
+        seeds = tf.stack([tf.stack([tf.constant(seed, tf.int64) + i, step]) for i in range(21)])
+        x = _affine(images, ranges, seeds[15:21])
+        if strength == "strong":
+            x = _photometric(x, seeds)
+        return x, labels
+
+    return augment

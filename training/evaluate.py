@@ -1,0 +1,138 @@
+"""``fer-edge evaluate``: score a ``.keras`` or ``.tflite`` model on a dataset split.
+
+Both model kinds go through the same preprocessing and the same NumPy metrics, so a float model
+and its int8 export are compared like for like.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from fer_edge.errors import DataError, MissingInputError, UsageError
+from fer_edge.labels import LABELS
+from fer_edge.metadata import ModelMetadata, load_metadata
+from fer_edge.metrics import classification_report
+from fer_edge.preprocess import InputSpec, scale_pixels
+from fer_edge.runtime import EmotionModel, RuntimeOptions
+from fer_edge.training.data import Split
+from fer_edge.training.robustness import CONDITIONS
+
+logger = logging.getLogger(__name__)
+
+TTA_MODES = ("none", "flip", "crops")
+
+
+class Classifier(Protocol):
+    """Anything that turns preprocessed faces into class probabilities."""
+
+    metadata: ModelMetadata
+
+    def predict(self, faces: np.ndarray) -> np.ndarray: ...
+
+
+class KerasClassifier:
+    """A ``.keras`` model behind the same interface as :class:`EmotionModel`."""
+
+    def __init__(self, path: Path) -> None:
+        import keras
+
+        try:
+            self.model = keras.models.load_model(path, compile=False)
+        except (ValueError, OSError) as e:
+            raise DataError(f"{path}: not a loadable Keras model ({e})") from e
+        self.metadata = load_metadata(path, required=False)
+        self.metadata.input_shape = [int(d) for d in self.model.input_shape[1:]]
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(faces, batch_size=256, verbose=0))
+
+
+def load_classifier(path: str | Path, options: RuntimeOptions | None = None) -> Classifier:
+    """Open a ``.keras`` (needs TensorFlow) or ``.tflite`` model."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingInputError(f"{path}: model file not found")
+    if path.suffix == ".tflite":
+        return EmotionModel(path, options)
+    if path.suffix == ".keras":
+        return KerasClassifier(path)
+    raise UsageError(f"--model {path}: expected a .keras or .tflite file")
+
+
+def _views(crops: np.ndarray, tta: str) -> list[np.ndarray]:
+    """The test-time views of uint8 crops (N x S x S): identity, flips, small shifts."""
+    if tta == "none":
+        return [crops]
+    flipped = crops[:, :, ::-1]
+    if tta == "flip":
+        return [crops, flipped]
+    pad = max(1, crops.shape[1] // 24)
+    views = []
+    for base in (crops, flipped):
+        padded = np.pad(base, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+        size = crops.shape[1]
+        for dy, dx in ((pad, pad), (0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad)):
+            views.append(padded[:, dy:dy + size, dx:dx + size])
+    return views
+
+
+def predict_proba(model: Classifier, crops: np.ndarray, tta: str = "none") -> np.ndarray:
+    """Mean class probabilities over the TTA views of uint8 crops."""
+    if tta not in TTA_MODES:
+        raise UsageError(f"--tta {tta}: expected one of {', '.join(TTA_MODES)}")
+    spec: InputSpec = model.metadata.input_spec()
+    total = None
+    views = _views(crops, tta)
+    for view in views:
+        probs = model.predict(scale_pixels(np.ascontiguousarray(view), spec))
+        total = probs if total is None else total + probs
+    assert total is not None
+    return total / len(views)
+
+
+@dataclass
+class Evaluation:
+    report: dict[str, Any]
+    labels: list[str]
+
+
+def align_split(split: Split, model_labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the faces of classes the model knows, with labels re-indexed to the model's list."""
+    mapping = np.full(len(LABELS), -1, np.int64)
+    for i, name in enumerate(model_labels):
+        mapping[LABELS.index(name)] = i
+    y = mapping[split.labels]
+    keep = y >= 0
+    dropped = int((~keep).sum())
+    if dropped:
+        logger.warning("skipping %d faces of classes the model does not have", dropped)
+    if not keep.any():
+        raise DataError("no faces of a class the model knows")
+    return split.images[keep], y[keep]
+
+
+def evaluate_split(model: Classifier, split: Split, tta: str = "none",
+                   robustness: bool = False) -> Evaluation:
+    """The contract's report fields (``n``, ``accuracy``, ``macro_f1``, ``per_class``, ``confusion``)."""
+    labels = list(model.metadata.labels)
+    size = model.metadata.input_spec().size
+    images, y = align_split(split, labels)
+    if images.shape[1] != size:
+        from fer_edge.preprocess import crop_face
+
+        images = np.stack([crop_face(f, None, size) for f in images])
+    pred = predict_proba(model, images, tta).argmax(axis=1)
+    report = classification_report(y, pred, labels)
+    if robustness:
+        report["robustness"] = {}
+        for name, degrade in CONDITIONS.items():
+            degraded = predict_proba(model, degrade(images), tta).argmax(axis=1)
+            acc = float((degraded == y).mean())
+            report["robustness"][name] = {"accuracy": round(acc, 4),
+                                          "delta": round(acc - report["accuracy"], 4)}
+    return Evaluation(report, labels)

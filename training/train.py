@@ -1,0 +1,285 @@
+"""``fer-edge train``: fit an architecture on a dataset, keep the best epoch on the selection split.
+
+Outputs in ``--out``: ``model.keras`` (+ ``model.json``), ``history.json``, ``curves.png``,
+``confusion.png``, ``report.json``, ``tensorboard/``; ``checkpoints/`` holds the last epoch and the
+run state so ``--resume`` continues an interrupted run where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_edge.atomic import atomic_path, write_json
+from fer_edge.errors import DataError, MissingInputError, UsageError
+from fer_edge.labels import LABELS
+from fer_edge.metadata import ModelMetadata, current_command, save_metadata
+from fer_edge.training.archs import Recipe, get_arch
+from fer_edge.training.data import Dataset, Split, load_dataset
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-edge"
+
+
+@dataclass
+class TrainConfig:
+    """One training run; ``None`` fields take the architecture's recipe."""
+
+    arch: str
+    data: str
+    out: str
+    epochs: int | None = None
+    batch_size: int | None = None
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    schedule: str | None = None
+    patience: int | None = None
+    label_smoothing: float | None = None
+    augment: str | None = None
+    class_weights: bool | None = None
+    weight_decay: float | None = None
+    seed: int = 1234
+    resume: bool = False
+    cache_dir: str | None = str(DEFAULT_CACHE)
+    drop_classes: list[str] = field(default_factory=list)
+    limit: int | None = None
+    backbone_weights: str | None = None
+    size: int = 48
+
+    def recipe(self) -> Recipe:
+        """The architecture's recipe with this run's overrides applied."""
+        base = asdict(get_arch(self.arch).recipe)
+        for key in base:
+            value = getattr(self, key, None)
+            if value is not None:
+                base[key] = value
+        return Recipe(**base)
+
+
+def _class_list(drop: list[str]) -> list[str]:
+    unknown = [d for d in drop if d not in LABELS]
+    if unknown:
+        raise UsageError(f"--drop-class {unknown[0]}: unknown class; expected one of {', '.join(LABELS)}")
+    return [c for c in LABELS if c not in drop]
+
+
+def _subset(split: Split, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Faces of ``classes`` only, labels re-indexed into ``classes``."""
+    mapping = np.full(len(LABELS), -1, np.int64)
+    for i, name in enumerate(classes):
+        mapping[LABELS.index(name)] = i
+    y = mapping[split.labels]
+    keep = y >= 0
+    return split.images[keep], y[keep]
+
+
+def _splits(dataset: Dataset, seed: int) -> tuple[str, Split, str, Split]:
+    """Training and selection splits; a split-less folder gives 10% (seeded) for selection."""
+    train_key = next((k for k in dataset.splits if k.lower() in ("training", "train")), None)
+    selection = dataset.selection()
+    if train_key is not None and selection is not None:
+        return train_key, dataset.splits[train_key], selection[0], selection[1]
+    if len(dataset.splits) == 1:
+        only = next(iter(dataset.splits.values()))
+        order = np.random.default_rng(seed).permutation(len(only))
+        cut = max(1, len(only) // 10)
+        logger.warning("%s has no selection split: holding out %d faces (10%%) for selection",
+                       dataset.source, cut)
+        pick = lambda idx: Split(only.images[idx], only.labels[idx])  # noqa: E731
+        return "train", pick(order[cut:]), "holdout", pick(order[:cut])
+    raise DataError(f"{dataset.source}: expected Training and PublicTest (or train/val) splits; "
+                    f"found {', '.join(dataset.splits)}")
+
+
+def balanced_class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
+    """n / (k * count): rare classes (disgust) weigh more."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    return {i: float(len(y) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def _make_optimizer(recipe: Recipe) -> Any:
+    import keras
+
+    wd = recipe.weight_decay or None
+    name = recipe.optimizer.lower()
+    if name == "sgd":
+        return keras.optimizers.SGD(recipe.learning_rate, momentum=0.9, nesterov=True, weight_decay=wd)
+    if name == "adam":
+        return keras.optimizers.Adam(recipe.learning_rate, weight_decay=wd)
+    if name == "adamw":
+        return keras.optimizers.AdamW(recipe.learning_rate, weight_decay=wd or 1e-4)
+    if name == "adamax":
+        return keras.optimizers.Adamax(recipe.learning_rate, weight_decay=wd)
+    raise UsageError(f"--optimizer {recipe.optimizer}: expected sgd, adam, adamw or adamax")
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, num_classes: int, recipe: Recipe, seed: int,
+             training: bool) -> Any:
+    import tensorflow as tf
+
+    from fer_edge.training.augment import make_augmenter
+
+    images = x.astype(np.float32)[..., np.newaxis]
+    onehot = np.eye(num_classes, dtype=np.float32)[y]
+    ds = tf.data.Dataset.from_tensor_slices((images, onehot))
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(recipe.batch_size if training else 256)
+    augment = make_augmenter(recipe.augment, seed) if training else None
+    if augment is not None:
+        ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class _RunState:
+    """Where a run stands (epoch, best selection accuracy, history), persisted for ``--resume``."""
+
+    def __init__(self, out: Path) -> None:
+        self.dir = out / "checkpoints"
+        self.file = self.dir / "state.json"
+        self.last_model = self.dir / "last.keras"
+        self.epoch = 0
+        self.best = -math.inf
+        self.history: dict[str, list[float]] = {}
+
+    def load(self) -> None:
+        if not (self.file.exists() and self.last_model.exists()):
+            raise MissingInputError(f"{self.dir}: no checkpoint to resume from "
+                                    "(run without --resume first)")
+        state = json.loads(self.file.read_text())
+        self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
+
+    def save(self) -> None:
+        write_json(self.file, {"epoch": self.epoch, "best": self.best, "history": self.history})
+
+
+def _callbacks(cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, meta: ModelMetadata) -> list[Any]:
+    import keras
+
+    class PersistEpoch(keras.callbacks.Callback):
+        """Best model to ``model.keras`` and last epoch to ``checkpoints/``, both atomically."""
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs or {}
+            for key, value in logs.items():
+                state.history.setdefault(key, []).append(float(value))
+            state.history.setdefault("lr", []).append(float(keras.ops.convert_to_numpy(
+                self.model.optimizer.learning_rate)))
+            state.epoch = epoch + 1
+            score = float(logs.get("val_accuracy", -math.inf))
+            if score > state.best:
+                state.best = score
+                with atomic_path(out / "model.keras") as tmp:
+                    self.model.save(tmp)
+                meta.metrics = {"selection_accuracy": round(score, 4), "epoch": epoch + 1}
+                save_metadata(out / "model.keras", meta)
+            with atomic_path(state.last_model) as tmp:
+                self.model.save(tmp)
+            state.save()
+            write_json(out / "history.json", state.history)
+
+    callbacks: list[Any] = [PersistEpoch(),
+                            keras.callbacks.TensorBoard(str(out / "tensorboard"), profile_batch=0)]
+    epochs = cfg.epochs or recipe.epochs
+    if recipe.schedule == "cosine":
+        base, warmup = recipe.learning_rate, min(3, max(0, epochs // 10))
+
+        def cosine(epoch: int, _lr: float) -> float:
+            if epoch < warmup:
+                return base * (epoch + 1) / (warmup + 1)
+            t = (epoch - warmup) / max(1, epochs - warmup)
+            return 0.5 * base * (1 + math.cos(math.pi * t)) + 1e-5
+
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine))
+    elif recipe.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_accuracy", mode="max", factor=0.5, patience=4, min_lr=1e-5))
+    elif recipe.schedule != "none":
+        raise UsageError(f"--schedule {recipe.schedule}: expected none, plateau or cosine")
+    if recipe.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=recipe.patience))
+    return callbacks
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run one training; returns the selection-split report of the best epoch."""
+    recipe = cfg.recipe()
+    classes = _class_list(cfg.drop_classes)
+    if cfg.resume and not (Path(cfg.out) / "checkpoints" / "state.json").exists():
+        raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
+    dataset = load_dataset(cfg.data, cfg.size, cfg.cache_dir)
+    train_name, train_split, sel_name, sel_split = _splits(dataset, cfg.seed)
+    x_train, y_train = _subset(train_split, classes)
+    x_sel, y_sel = _subset(sel_split, classes)
+    if cfg.limit:
+        pick = np.random.default_rng(cfg.seed).permutation(len(y_train))[:cfg.limit]
+        x_train, y_train = x_train[pick], y_train[pick]
+    if len(y_train) == 0 or len(y_sel) == 0:
+        raise DataError(f"{cfg.data}: no training or selection faces of the chosen classes")
+
+    import keras
+
+    keras.utils.set_random_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _RunState(out)
+    epochs = cfg.epochs or recipe.epochs
+    meta = ModelMetadata(
+        labels=classes, input_shape=[cfg.size, cfg.size, 1], arch=cfg.arch,
+        training={"data": Path(cfg.data).name, "train_split": train_name, "selection_split": sel_name,
+                  "train_faces": len(y_train), "epochs": epochs, "seed": cfg.seed,
+                  "recipe": asdict(recipe)},
+        command=current_command())
+    if cfg.resume:
+        state.load()
+        model = keras.models.load_model(state.last_model)
+        logger.info("resuming %s at epoch %d (best selection accuracy %.4f)",
+                    cfg.arch, state.epoch, state.best)
+    else:
+        model = get_arch(cfg.arch).build(len(classes), cfg.size, **(
+            {"backbone_weights": cfg.backbone_weights} if cfg.arch == "seed-001-vgg16" else {}))
+        model.compile(optimizer=_make_optimizer(recipe),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                      metrics=["accuracy"])
+    logger.info("%s: %d parameters; %d training faces (%s), %d selection faces (%s)",
+                cfg.arch, model.count_params(), len(y_train), train_name, len(y_sel), sel_name)
+    if cfg.arch == "seed-001-vgg16" and not cfg.backbone_weights:
+        logger.warning("no --backbone-weights given: the VGG16 backbone trains from scratch")
+
+    if state.epoch < epochs:
+        model.fit(
+            _dataset(x_train, y_train, len(classes), recipe, cfg.seed, training=True),
+            validation_data=_dataset(x_sel, y_sel, len(classes), recipe, cfg.seed, training=False),
+            epochs=epochs, initial_epoch=state.epoch, shuffle=False,
+            class_weight=balanced_class_weights(y_train, len(classes)) if recipe.class_weights else None,
+            callbacks=_callbacks(cfg, recipe, out, state, meta),
+            verbose=1 if sys.stdout.isatty() else 2)
+    selection = Split(x_sel, np.asarray([LABELS.index(classes[i]) for i in y_sel]))
+    return _finish(out, cfg.data, sel_name, selection, state)
+
+
+def _finish(out: Path, data: str, sel_name: str, selection: Split,
+            state: _RunState) -> dict[str, Any]:
+    """Score the best model on the selection split; write report, curves, confusion."""
+    from fer_edge.training.evaluate import evaluate_split, load_classifier
+    from fer_edge.training.plots import plot_confusion, plot_curves
+
+    model = load_classifier(out / "model.keras")
+    evaluation = evaluate_split(model, selection)
+    report = {"model": str(out / "model.keras"), "data": data, "split": sel_name,
+              **evaluation.report}
+    write_json(out / "report.json", report)
+    plot_curves(state.history, out / "curves.png")
+    plot_confusion(report["confusion"], evaluation.labels, out / "confusion.png",
+                   f"{sel_name}: accuracy {report['accuracy']:.3f}")
+    return report
