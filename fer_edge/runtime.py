@@ -27,7 +27,7 @@ EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a requested delegate or runtime is not 
 RUNTIMES: tuple[tuple[str, str, str], ...] = (
     ("ai_edge_litert.interpreter", "Interpreter", "load_delegate"),
     ("tflite_runtime.interpreter", "Interpreter", "load_delegate"),
-    ("tensorflow.lite", "Interpreter", "experimental.load_delegate"),
+    ("tensorflow", "lite.Interpreter", "lite.experimental.load_delegate"),
 )
 
 # Shared-library names tried for each named delegate.
