@@ -34,10 +34,10 @@ def _print_summary(report: dict[str, Any]) -> None:
 # -- train -------------------------------------------------------------------------------------
 
 def _add_train(sub: Any, add_common: AddCommon) -> None:
-    from fer_edge.training.archs import ARCHS
-
     p = sub.add_parser("train", help="train an architecture on a dataset")
-    p.add_argument("--arch", required=True, help=f"one of: {', '.join(ARCHS)}")
+    p.add_argument("--arch", required=True,
+                   help="edge (the product's model), seed-002, seed-001, seed-001-vgg16, "
+                        "seed-004-m1 or seed-004-m2")
     p.add_argument("--data", required=True, help="FER2013 .csv/.csv.gz or an image folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--epochs", type=int)
@@ -160,9 +160,45 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- run / predict (the camera-box side) --------------------------------------------------------
+
+def _add_run(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser("run", help="the daemon: cameras in, emotions over MQTT out")
+    p.add_argument("--config", help="daemon YAML config")
+    p.add_argument("--check", action="store_true", help="validate --config and exit")
+    p.add_argument("--demo", action="store_true",
+                   help="no camera, broker or config needed: analyse a demo clip, print JSON lines")
+    p.add_argument("--mqtt", metavar="HOST[:PORT]", help="with --demo: also publish to this broker")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (demo: 10)")
+    p.add_argument("--print", action="store_true", help="also print emotions documents to stdout")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fer_edge.cli import BUNDLED_MODEL
+    from fer_edge.daemon.cli import run
+
+    return run(args, str(BUNDLED_MODEL))
+
+
+def _add_predict(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser("predict", help="faces and emotions in an image or video file (JSON)")
+    p.add_argument("path", help="image or video file")
+    add_common(p, data=False)
+    p.add_argument("--annotate", metavar="OUT", help="write the image with boxes and scores")
+    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
+    p.set_defaults(handler=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.cli import predict
+
+    return predict(args)
+
+
 def register_all(sub: Any, add_common: AddCommon) -> None:
     """Add every subcommand to ``sub``."""
-    for add in (_add_train, _add_evaluate, _add_calibrate):
+    for add in (_add_train, _add_evaluate, _add_calibrate, _add_run, _add_predict):
         add(sub, add_common)
 
 

@@ -1,0 +1,198 @@
+"""The daemon's wiring and main loop: ingest -> detect -> classify -> track -> publish.
+
+One analysis loop serves every camera at its own interval, always on the newest frame; readers,
+the MQTT network loop and the spool sender run in their own threads. SIGTERM/SIGINT stop the loop,
+flush what the broker will take, publish ``offline`` and exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fer_edge.daemon.config import DaemonConfig
+from fer_edge.daemon.detect import create_detector
+from fer_edge.daemon.ingest import CameraReader
+from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
+from fer_edge.daemon.payloads import Topics, discovery_payload, emotions_payload, state_payload
+from fer_edge.daemon.pipeline import FacePipeline
+from fer_edge.daemon.publish import MqttPublisher
+from fer_edge.daemon.service import Watchdog, sd_notify
+from fer_edge.daemon.spool import Spool
+from fer_edge.daemon.track import FaceTracker
+from fer_edge.errors import ConfigError, FerEdgeError
+from fer_edge.runtime import EmotionModel, RuntimeOptions
+
+logger = logging.getLogger(__name__)
+
+Sink = Callable[[dict[str, Any]], None]
+
+
+def print_sink(document: dict[str, Any]) -> None:
+    """Write one emotions document as a JSON line (``--demo``)."""
+    sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+@dataclass
+class _Camera:
+    name: str
+    reader: CameraReader
+    tracker: FaceTracker
+    interval_s: float
+    due: float = 0.0
+    last_frame: int = 0
+    stats: CameraStats = field(default_factory=CameraStats)
+
+
+class Daemon:
+    """Owns every part of a running daemon; :meth:`run` blocks until stopped."""
+
+    def __init__(self, config: DaemonConfig, default_model: str, use_mqtt: bool = True,
+                 sinks: list[Sink] | None = None, duration_s: float | None = None) -> None:
+        self.config = config
+        self.sinks = sinks or []
+        self.duration_s = duration_s
+        self.stop_event = threading.Event()
+        self.started = time.monotonic()
+        self.topics = Topics(config.mqtt.base_topic, config.device_id, config.mqtt.discovery_prefix)
+        model_path = config.model.path or default_model
+        try:
+            self.model = EmotionModel(model_path, RuntimeOptions(
+                config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu))
+        except FerEdgeError as e:
+            raise ConfigError(f"model.path: {e}") from e
+        self.pipeline = FacePipeline(create_detector(config.detector), self.model)
+        self.spool = Spool(config.state_dir / "spool.sqlite3", config.spool.max_messages)
+        self.publisher = MqttPublisher(config.mqtt, self.topics, self.spool,
+                                       config.mqtt.client_id or f"fer-edge-{config.device_id}") \
+            if use_mqtt else None
+        self.metrics = PrometheusMetrics(config.metrics_port, config.metrics_host)
+        self.watchdog = Watchdog()
+        self.cameras = [
+            _Camera(name, CameraReader(name, cam, self._on_status), FaceTracker(smoothing=cam.smoothing),
+                    cam.interval_s)
+            for name, cam in config.cameras.items() if cam.enabled]
+        self._ready = False
+
+    # -- status and signals -------------------------------------------------------------------
+    def _on_status(self, camera: str, status: str) -> None:
+        logger.info("camera %s: %s", camera, status)
+        self.metrics.status(camera, status)
+        if self.publisher is not None:
+            self.publisher.publish_retained(self.topics.status(camera), status)
+
+    def request_stop(self, *_args: Any) -> None:
+        self.stop_event.set()
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+
+    # -- main loop ----------------------------------------------------------------------------
+    def run(self) -> int:
+        self._install_signals()
+        if self.publisher is not None:
+            if self.config.mqtt.discovery:
+                for cam in self.cameras:
+                    self.publisher.publish_retained(self.topics.discovery(cam.name),
+                                                    discovery_payload(self.topics, cam.name))
+            self.publisher.start()
+        for cam in self.cameras:
+            cam.reader.start()
+        next_stats = time.monotonic() + min(5.0, self.config.mqtt.stats_interval_s)
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                self._maybe_ready(now)
+                for cam in self.cameras:
+                    cam.reader.check_stall()
+                    if now >= cam.due:
+                        self._tick(cam)
+                        cam.due = max(cam.due + cam.interval_s, now) if cam.due else now + cam.interval_s
+                if now >= next_stats:
+                    self._publish_stats()
+                    next_stats = now + self.config.mqtt.stats_interval_s
+                self.watchdog.progress()
+                if self.duration_s is not None and now - self.started >= self.duration_s:
+                    break
+                wait = min(c.due for c in self.cameras) - time.monotonic() if self.cameras else 1.0
+                self.stop_event.wait(max(0.005, min(wait, 0.5)))
+        finally:
+            self._shutdown()
+        return 0
+
+    def _maybe_ready(self, now: float) -> None:
+        if self._ready:
+            return
+        connected = self.publisher is None or self.publisher.ever_connected.is_set()
+        if connected or now - self.started >= self.config.mqtt.ready_timeout_s:
+            state = "READY=1\nSTATUS=analysing" if connected else \
+                "READY=1\nSTATUS=broker unreachable; spooling results"
+            sd_notify(state)
+            self._ready = True
+
+    def _tick(self, cam: _Camera) -> None:
+        frame = cam.reader.latest(newer_than=cam.last_frame)
+        if frame is None:
+            cam.stats.skipped_ticks += 1
+            return
+        cam.last_frame = frame.number
+        analysis = self.pipeline.analyse(frame.image, cam.tracker)
+        analysis.timing_ms = {"decode": round(frame.decode_ms, 2), **analysis.timing_ms}
+        now = time.time()
+        seq = self.spool.next_seq(cam.name)
+        document = emotions_payload(self.config.device_id, cam.name, seq, now, frame.wall_time,
+                                    analysis)
+        if self.publisher is not None:
+            self.publisher.publish_result(self.topics.emotions(cam.name), document)
+            self.publisher.publish_retained(self.topics.state(cam.name),
+                                            state_payload(analysis, now))
+        for sink in self.sinks:
+            sink(document)
+        cam.stats.ticks += 1
+        cam.stats.faces += len(analysis.faces)
+        cam.stats.record(analysis.timing_ms)
+        self.metrics.tick(cam.name, len(analysis.faces), analysis.timing_ms,
+                          cam.reader.frames_decoded)
+
+    def stats_document(self) -> dict[str, Any]:
+        uptime = time.monotonic() - self.started
+        return {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "uptime_s": round(uptime, 1),
+            "cameras": {
+                cam.name: {"status": cam.reader.status or "connecting",
+                           "decode_fps": round(cam.reader.frames_decoded / max(uptime, 1e-6), 2),
+                           "ticks": cam.stats.ticks, "skipped_ticks": cam.stats.skipped_ticks,
+                           "faces": cam.stats.faces, "reconnects": cam.reader.reconnects,
+                           "latency_ms": cam.stats.summary()}
+                for cam in self.cameras},
+            "spool": {"depth": self.spool.depth, "dropped": self.spool.dropped},
+        }
+
+    def _publish_stats(self) -> None:
+        document = self.stats_document()
+        self.metrics.spool(document["spool"]["depth"], document["spool"]["dropped"])
+        if self.publisher is not None:
+            self.publisher.publish_retained(self.topics.stats, document, qos=0)
+
+    def _shutdown(self) -> None:
+        sd_notify("STOPPING=1")
+        logger.info("stopping: draining results")
+        for cam in self.cameras:
+            cam.reader.stop()
+        if self.publisher is not None:
+            self.publisher.stop(drain_s=2.0)
+        for cam in self.cameras:
+            cam.reader.join(timeout=1.0)
+        self.spool.close()
+        logger.info("stopped")

@@ -1,0 +1,140 @@
+"""Handlers behind ``fer-edge run`` and ``fer-edge predict`` (no TensorFlow anywhere below)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fer_edge.atomic import atomic_path, write_json
+from fer_edge.errors import DataError, MissingInputError, UsageError
+
+logger = logging.getLogger(__name__)
+
+
+def _parse_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", "1883")
+    if not port.isdigit() or not host:
+        raise UsageError(f"--mqtt {value}: expected HOST or HOST:PORT")
+    return host, int(port)
+
+
+def run(args: argparse.Namespace, default_model: str) -> int:
+    from fer_edge.daemon.app import Daemon, print_sink
+    from fer_edge.daemon.config import CameraConfig, DaemonConfig, MqttConfig, load_config
+    from fer_edge.daemon.service import install_log_masking
+
+    install_log_masking()
+    if args.demo:
+        from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
+
+        host, port = _parse_host_port(args.mqtt) if args.mqtt else ("127.0.0.1", 1883)
+        with tempfile.TemporaryDirectory(prefix="fer-edge-demo-") as tmp:
+            workdir = Path(tmp)
+            clip = write_clip(workdir / "demo.mp4", DEMO_SPRITES, seconds=10)
+            config = DaemonConfig(mqtt=MqttConfig(host=host, port=port),
+                                  state_dir=workdir / "state",
+                                  cameras={"demo": CameraConfig(url=str(clip), interval_s=1.0)})
+            daemon = Daemon(config, default_model, use_mqtt=bool(args.mqtt), sinks=[print_sink],
+                            duration_s=args.duration if args.duration is not None else 10.0)
+            return daemon.run()
+    if not args.config:
+        raise UsageError("run needs --config FILE (or --demo)")
+    config = load_config(args.config)
+    if args.check:
+        print(f"{args.config}: OK ({len(config.cameras)} camera(s), broker "
+              f"{config.mqtt.host}:{config.mqtt.port})")
+        return 0
+    logging.getLogger().setLevel(config.log_level.upper())
+    daemon = Daemon(config, default_model, sinks=[print_sink] if args.print else [],
+                    duration_s=args.duration)
+    return daemon.run()
+
+
+def _read_media(path: Path) -> list[tuple[float | None, np.ndarray]]:
+    """(time, BGR frame) pairs: one for an image, about one per second for a video."""
+    if not path.exists():
+        raise MissingInputError(f"{path}: no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is not None:
+        return [(None, image)]
+    import av
+
+    frames: list[tuple[float | None, np.ndarray]] = []
+    try:
+        with av.open(str(path)) as container:
+            next_t = 0.0
+            for frame in container.decode(video=0):
+                t = float(frame.time or 0.0)
+                if t + 1e-6 >= next_t:
+                    frames.append((round(t, 3), frame.to_ndarray(format="bgr24")))
+                    next_t = t + 1.0
+    except (av.error.FFmpegError, IndexError) as e:
+        raise DataError(f"{path}: not a readable image or video ({e})") from e
+    if not frames:
+        raise DataError(f"{path}: no video frames")
+    return frames
+
+
+def annotate(image: np.ndarray, faces: list[dict[str, Any]]) -> np.ndarray:
+    """Boxes, the top emotion and a score bar per class, drawn on a copy of ``image``."""
+    out = image.copy()
+    for face in faces:
+        x, y, w, h = face["box"]
+        cv2.rectangle(out, (x, y), (x + w, y + h), (60, 220, 60), 2)
+        cv2.putText(out, f"{face['emotion']} {face['score']:.2f}", (x, max(12, y - 6)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (60, 220, 60), 1, cv2.LINE_AA)
+        for i, (label, score) in enumerate(face["scores"].items()):
+            top = y + h + 4 + i * 11
+            cv2.rectangle(out, (x, top), (x + int(60 * score), top + 8), (200, 160, 40), -1)
+            cv2.putText(out, label, (x + 64, top + 8), cv2.FONT_HERSHEY_PLAIN, 0.7,
+                        (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def predict(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.config import DetectorConfig
+    from fer_edge.daemon.detect import create_detector
+    from fer_edge.daemon.pipeline import FacePipeline
+    from fer_edge.preprocess import to_gray
+    from fer_edge.runtime import EmotionModel, RuntimeOptions
+
+    path = Path(args.path)
+    media = _read_media(path)
+    detector = create_detector(DetectorConfig(min_face_px=args.min_face))
+    pipeline = FacePipeline(detector, EmotionModel(args.model, RuntimeOptions(num_threads=2)))
+    results = []
+    for t, image in media:
+        analysis = pipeline.analyse(to_gray(image))
+        entry: dict[str, Any] = {"faces": [f.to_json() for f in analysis.faces]}
+        if t is not None:
+            entry = {"t": t, **entry}
+        results.append((image, entry))
+    document: dict[str, Any] = results[0][1] if len(results) == 1 and media[0][0] is None else \
+        {"frames": [entry for _, entry in results]}
+    document = {"path": str(path), "model": Path(args.model).name, **document}
+    if args.annotate:
+        _write_annotated(Path(args.annotate), results)
+    if args.json:
+        write_json(args.json, document)
+    else:
+        print(json.dumps(document))
+    return 0
+
+
+def _write_annotated(out: Path, results: list[tuple[np.ndarray, dict[str, Any]]]) -> None:
+    if len(results) == 1:
+        with atomic_path(out) as tmp:
+            if not cv2.imwrite(str(tmp), annotate(results[0][0], results[0][1]["faces"])):
+                raise UsageError(f"--annotate {out}: unsupported image extension")
+        return
+    for i, (image, entry) in enumerate(results):
+        frame_path = out.with_name(f"{out.stem}-{i:04d}{out.suffix or '.jpg'}")
+        with atomic_path(frame_path, suffix=out.suffix or ".jpg") as tmp:
+            cv2.imwrite(str(tmp), annotate(image, entry["faces"]))

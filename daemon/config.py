@@ -1,0 +1,221 @@
+"""Daemon configuration: YAML, validated by pydantic, with secrets from the environment.
+
+``${VAR}`` (or ``${VAR:-default}``) is replaced from the environment, else from the file ``VAR`` in
+systemd's ``$CREDENTIALS_DIRECTORY``. Every error becomes one line with the key path and the YAML
+line it came from, raised as :class:`ConfigError` (exit 78).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fer_edge.errors import ConfigError, MissingInputError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(_Base):
+    ca_certs: Path | None = Field(None, description="CA bundle; default: the system's")
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+
+class MqttConfig(_Base):
+    host: str = Field(description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    base_topic: str = "fer-edge"
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str | None = Field(None, description="default: fer-edge-<device_id>")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    tls: TlsConfig | None = None
+    discovery: bool = Field(True, description="publish Home Assistant discovery")
+    discovery_prefix: str = "homeassistant"
+    stats_interval_s: float = Field(30.0, gt=0)
+    ready_timeout_s: float = Field(
+        60.0, ge=0, description="send READY to systemd after this long even if the broker is "
+        "unreachable (results are spooled meanwhile)")
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic_safe(cls, value: str) -> str:
+        if not value or any(c in value for c in "#+") or value.startswith("/") or value.endswith("/"):
+            raise ValueError("must be a non-empty topic prefix without '#', '+' or edge slashes")
+        return value
+
+
+class ModelConfig(_Base):
+    path: Path | None = Field(None, description="emotion model .tflite; default: the bundled int8")
+    delegate: str = Field("cpu", description="cpu | gpu | edgetpu | /path/to/delegate.so")
+    num_threads: int = Field(1, ge=1, le=64)
+    fallback_to_cpu: bool = True
+
+    @model_validator(mode="after")
+    def _model_exists(self) -> ModelConfig:
+        if self.path is not None and not self.path.is_file():
+            raise ValueError(f"model file {self.path} does not exist")
+        return self
+
+
+class DetectorConfig(_Base):
+    kind: Literal["haar", "blazeface"] = "haar"
+    model_path: Path | None = Field(None, description="BlazeFace .tflite (kind: blazeface)")
+    min_face_px: int = Field(40, ge=8, description="smallest face side, in source pixels")
+    detect_width: int = Field(640, ge=64, description="frames are downscaled to this width to detect")
+    score_threshold: float = Field(0.6, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _blazeface_needs_model(self) -> DetectorConfig:
+        if self.kind == "blazeface":
+            if self.model_path is None:
+                raise ValueError("kind blazeface needs model_path")
+            if not self.model_path.is_file():
+                raise ValueError(f"model_path {self.model_path} does not exist")
+        return self
+
+
+class CameraConfig(_Base):
+    url: str = Field(description="rtsp://..., a video file, or a device such as /dev/video0")
+    interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between analyses")
+    keyframes_only: bool = Field(False, description="decode key frames only (cheap 1 Hz analysis)")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    open_timeout_s: float = Field(10.0, gt=0)
+    stall_timeout_s: float = Field(10.0, gt=0, description="no frame for this long: stalled")
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    smoothing: float = Field(0.0, ge=0, lt=1, description="EMA weight of past scores per face")
+    enabled: bool = True
+
+
+class SpoolConfig(_Base):
+    max_messages: int = Field(100_000, ge=10, description="oldest dropped beyond this")
+
+
+def _default_state_dir() -> Path:
+    env = os.environ.get("STATE_DIRECTORY")
+    if env:
+        return Path(env.split(":")[0])
+    return Path.home() / ".local" / "state" / "fer-edge"
+
+
+class DaemonConfig(_Base):
+    device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0])
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    mqtt: MqttConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    cameras: dict[str, CameraConfig] = Field(min_length=1)
+    spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    metrics_host: str = "127.0.0.1"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '_' and '-' only (it becomes an MQTT topic level)")
+        return value
+
+    @field_validator("cameras")
+    @classmethod
+    def _camera_names(cls, value: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"camera name {name!r}: use letters, digits, '_' and '-' only")
+        return value
+
+
+def _secret(name: str, default: str | None, where: str) -> str:
+    if name in os.environ:
+        return os.environ[name]
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir and (Path(cred_dir) / name).is_file():
+        return (Path(cred_dir) / name).read_text().rstrip("\n")
+    if default is not None:
+        return default
+    raise ConfigError(f"{where}: ${{{name}}} is not set (environment or $CREDENTIALS_DIRECTORY)")
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        return _VAR.sub(lambda m: _secret(m.group(1), m.group(2), where), value)
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based YAML line of the value at ``loc`` (or of its nearest existing parent)."""
+    if node is None:
+        return None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+            if match is None:
+                # an unknown key: point at the key itself
+                match = next((k for k, _ in node.value if getattr(k, "value", None) == str(key)),
+                             None)
+                return (match or node).start_mark.line + 1
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node.start_mark.line + 1
+
+
+def _describe(error: dict[str, Any], path: Path, root: yaml.Node | None) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    line = _line_of(root, loc)
+    where = f"{path}:{line}" if line else str(path)
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    value = error.get("input")
+    shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) \
+        else f" (got {value!r})"
+    return f"{where}: {key}: {message}{shown}"
+
+
+def load_config(path: str | os.PathLike[str]) -> DaemonConfig:
+    """Read, expand and validate a daemon config; the first problem raises :class:`ConfigError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    raw = _expand(raw, "")
+    try:
+        return DaemonConfig.model_validate(raw)
+    except ValidationError as e:
+        errors = e.errors()
+        extra = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(_describe(errors[0], path, root) + extra) from None

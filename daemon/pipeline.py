@@ -1,0 +1,67 @@
+"""One analysis step on one frame: detect faces, classify them in one batch, track ids.
+
+Shared by the daemon, ``fer-edge predict`` and ``fer-edge bench`` so that all three measure and
+report the same thing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_edge.daemon.detect import FaceDetector
+from fer_edge.daemon.track import FaceTracker
+from fer_edge.preprocess import preprocess_faces
+from fer_edge.runtime import EmotionModel
+
+
+@dataclass
+class FaceResult:
+    id: int
+    box: tuple[int, int, int, int]
+    emotion: str
+    score: float
+    scores: dict[str, float]
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "box": list(self.box), "emotion": self.emotion,
+                "score": round(self.score, 4), "scores": self.scores}
+
+
+@dataclass
+class Analysis:
+    faces: list[FaceResult]
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+
+class FacePipeline:
+    """Detector + emotion model; one :class:`FaceTracker` per camera is passed in by the caller."""
+
+    def __init__(self, detector: FaceDetector, model: EmotionModel) -> None:
+        self.detector = detector
+        self.model = model
+        self.spec = model.metadata.input_spec()
+        self.labels = list(model.labels)
+
+    def analyse(self, gray: np.ndarray, tracker: FaceTracker | None = None) -> Analysis:
+        """Faces with emotions in a gray frame; ``timing_ms`` has ``detect`` and ``classify``."""
+        t0 = time.perf_counter()
+        detections = self.detector.detect(gray)
+        t1 = time.perf_counter()
+        boxes = [d.box for d in detections]
+        probs = self.model.predict(preprocess_faces(gray, boxes, self.spec)) if boxes else \
+            np.zeros((0, len(self.labels)), np.float32)
+        t2 = time.perf_counter()
+        tracks = tracker.update(boxes, probs) if tracker is not None else None
+        faces = []
+        for i, box in enumerate(boxes):
+            scores = tracks[i].scores if tracks is not None else probs[i]
+            best = int(np.argmax(scores))
+            faces.append(FaceResult(
+                id=tracks[i].id if tracks is not None else i + 1, box=box,
+                emotion=self.labels[best], score=float(scores[best]),
+                scores={label: round(float(s), 4) for label, s in zip(self.labels, scores)}))
+        return Analysis(faces, {"detect": round((t1 - t0) * 1000, 2),
+                                "classify": round((t2 - t1) * 1000, 2)})

@@ -1,0 +1,155 @@
+"""MQTT out (paho-mqtt 2.x): retained availability/state/status, spooled QoS-1 results, discovery.
+
+Results are delivered at least once and in order: they are sent from the spool, oldest first, and
+deleted only on PUBACK. Messages in flight when a connection drops are re-sent by paho on
+reconnect (with the DUP flag); rows left by a previous process are sent first at start.
+Subscribers that must not see a repeat can drop ``(camera, seq)`` pairs they already have.
+Retained topics hold the latest value and are re-sent on every connect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+from collections import deque
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from fer_edge.daemon.config import MqttConfig
+from fer_edge.daemon.payloads import Topics
+from fer_edge.daemon.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+_MAX_INFLIGHT = 40
+
+
+class MqttPublisher:
+    """Owns the paho client, its network thread and a sender thread draining the spool."""
+
+    def __init__(self, config: MqttConfig, topics: Topics, spool: Spool, client_id: str) -> None:
+        self.config = config
+        self.topics = topics
+        self.spool = spool
+        self._retained: dict[str, tuple[bytes, int]] = {}
+        self._retained_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.connected = threading.Event()
+        self.ever_connected = threading.Event()
+        protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=protocol)
+        self.client.enable_logger(logging.getLogger("paho.mqtt"))
+        self.client.will_set(topics.availability, "offline", qos=1, retain=True)
+        if config.username:
+            self.client.username_pw_set(config.username, config.password)
+        if config.tls is not None:
+            self.client.tls_set(ca_certs=str(config.tls.ca_certs) if config.tls.ca_certs else None,
+                                certfile=str(config.tls.certfile) if config.tls.certfile else None,
+                                keyfile=str(config.tls.keyfile) if config.tls.keyfile else None,
+                                cert_reqs=ssl.CERT_REQUIRED)
+            self.client.tls_insecure_set(config.tls.insecure)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        self.client.max_inflight_messages_set(_MAX_INFLIGHT + 10)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        self.client.loop_start()
+        self._sender.start()
+
+    def stop(self, drain_s: float = 2.0) -> None:
+        """Flush what the broker will take within ``drain_s``, say ``offline``, disconnect."""
+        if self.connected.is_set():
+            self._wake.set()
+            deadline = threading.Event()
+            waited = 0.0
+            while self.spool.depth and waited < drain_s and self.connected.is_set():
+                deadline.wait(0.05)
+                waited += 0.05
+            info = self.client.publish(self.topics.availability, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=max(0.2, drain_s - waited))
+            except (RuntimeError, ValueError):
+                pass
+        self._stopping.set()
+        self._wake.set()
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._sender.join(timeout=2)
+
+    # -- what the daemon calls --------------------------------------------------------------
+    def publish_result(self, topic: str, document: dict[str, Any]) -> None:
+        """Spool a QoS-1 result; the sender delivers it when the broker is there."""
+        self.spool.append(topic, json.dumps(document, separators=(",", ":")).encode(), qos=1)
+        self._wake.set()
+
+    def publish_retained(self, topic: str, payload: str | dict[str, Any], qos: int = 1) -> None:
+        """Latest-value topics: remembered and re-sent on every (re)connect."""
+        data = payload.encode() if isinstance(payload, str) else \
+            json.dumps(payload, separators=(",", ":")).encode()
+        with self._retained_lock:
+            self._retained[topic] = (data, qos)
+        if self.connected.is_set():
+            self.client.publish(topic, data, qos=qos, retain=True)
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                    _properties: Any) -> None:
+        if reason_code.is_failure:
+            logger.error("MQTT broker %s:%d refused the connection: %s", self.config.host,
+                         self.config.port, reason_code)
+            return
+        logger.info("connected to MQTT broker %s:%d", self.config.host, self.config.port)
+        client.publish(self.topics.availability, "online", qos=1, retain=True)
+        with self._retained_lock:
+            retained = list(self._retained.items())
+        for topic, (data, qos) in retained:
+            client.publish(topic, data, qos=qos, retain=True)
+        self.connected.set()
+        self.ever_connected.set()
+        self._wake.set()
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
+                       _properties: Any) -> None:
+        if self.connected.is_set():
+            logger.warning("MQTT connection lost (%s); results are spooled until it is back",
+                           reason_code)
+        self.connected.clear()
+
+    # -- sender thread ------------------------------------------------------------------------
+    def _send_loop(self) -> None:
+        """Sole owner of the in-flight list: sends spooled rows, acks them once PUBACKed.
+
+        Acks are read from each message's ``is_published()`` rather than ``on_publish``: paho
+        runs that callback under its own lock, and publish ids are reused, so polling the
+        message handles is both simpler and race-free.
+        """
+        inflight: deque[tuple[mqtt.MQTTMessageInfo, int]] = deque()
+        last_sent = 0  # a new process starts from the oldest row left by the previous one
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=0.02 if inflight else 0.5)
+            self._wake.clear()
+            still: deque[tuple[mqtt.MQTTMessageInfo, int]] = deque()
+            for info, spool_id in inflight:
+                if info.is_published():
+                    self.spool.ack(spool_id)
+                else:
+                    still.append((info, spool_id))
+            inflight = still
+            if not self.connected.is_set() or len(inflight) >= _MAX_INFLIGHT:
+                continue
+            for message in self.spool.pending(last_sent, limit=_MAX_INFLIGHT - len(inflight)):
+                info = self.client.publish(message.topic, message.payload, qos=message.qos,
+                                           retain=message.retain)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                inflight.append((info, message.id))
+                last_sent = message.id

@@ -1,0 +1,98 @@
+"""A bounded on-disk FIFO of messages the broker has not acknowledged yet (SQLite, WAL).
+
+Every QoS-1 result goes in here first and leaves only when the broker's PUBACK arrives, so a broker
+outage or a daemon restart loses nothing. Past ``max_messages`` the oldest rows are dropped and
+counted. The per-camera ``seq`` counters live here too, so numbering continues across restarts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class SpooledMessage:
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class Spool:
+    """Thread-safe: the analysis thread appends, the MQTT thread reads and acknowledges."""
+
+    def __init__(self, path: Path, max_messages: int = 100_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_messages = max_messages
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def next_seq(self, camera: str) -> int:
+        """The next ``seq`` for ``camera``: 1, 2, ... persisted across restarts."""
+        with self._lock:
+            self._db.execute("INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) "
+                             "DO UPDATE SET value = value + 1", (f"seq:{camera}",))
+            return int(self._db.execute("SELECT value FROM counters WHERE name = ?",
+                                        (f"seq:{camera}",)).fetchone()[0])
+
+    def append(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Store a message; returns its id. Drops the oldest beyond the bound (counted)."""
+        with self._lock, self._db:
+            cur = self._db.execute("INSERT INTO messages(topic, payload, qos, retain) "
+                                   "VALUES (?, ?, ?, ?)", (topic, payload, qos, int(retain)))
+            excess = self._count() - self.max_messages
+            if excess > 0:
+                self._db.execute("DELETE FROM messages WHERE id IN "
+                                 "(SELECT id FROM messages ORDER BY id LIMIT ?)", (excess,))
+                self._db.execute("INSERT INTO counters(name, value) VALUES ('dropped', ?) "
+                                 "ON CONFLICT(name) DO UPDATE SET value = value + ?",
+                                 (excess, excess))
+            return int(cur.lastrowid or 0)
+
+    def pending(self, after_id: int = 0, limit: int = 100) -> list[SpooledMessage]:
+        """The oldest unacknowledged messages with ``id > after_id``, in order."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, topic, payload, qos, retain FROM messages "
+                                    "WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+        return [SpooledMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4])) for r in rows]
+
+    def ack(self, message_id: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    @property
+    def depth(self) -> int:
+        with self._lock:
+            return self._count()
+
+    @property
+    def dropped(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
