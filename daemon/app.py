@@ -27,6 +27,7 @@ from fer_edge.daemon.publish import MqttPublisher
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
+
 from fer_edge.errors import ConfigError, FerEdgeError
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
@@ -55,8 +56,14 @@ class _Camera:
 class Daemon:
     """Owns every part of a running daemon; :meth:`run` blocks until stopped."""
 
-    def __init__(self, config: DaemonConfig, default_model: str, use_mqtt: bool = True,
-                 sinks: list[Sink] | None = None, duration_s: float | None = None) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        default_model: str,
+        use_mqtt: bool = True,
+        sinks: list[Sink] | None = None,
+        duration_s: float | None = None,
+    ) -> None:
         self.config = config
         self.sinks = sinks or []
         self.duration_s = duration_s
@@ -65,21 +72,36 @@ class Daemon:
         self.topics = Topics(config.mqtt.base_topic, config.device_id, config.mqtt.discovery_prefix)
         model_path = config.model.path or default_model
         try:
-            self.model = EmotionModel(model_path, RuntimeOptions(
-                config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu))
+            self.model = EmotionModel(
+                model_path,
+                RuntimeOptions(config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu),
+            )
         except FerEdgeError as e:
             raise ConfigError(f"model.path: {e}") from e
         self.pipeline = FacePipeline(create_detector(config.detector), self.model)
         self.spool = Spool(config.state_dir / "spool.sqlite3", config.spool.max_messages)
-        self.publisher = MqttPublisher(config.mqtt, self.topics, self.spool,
-                                       config.mqtt.client_id or f"fer-edge-{config.device_id}") \
-            if use_mqtt else None
+        self.publisher = (
+            MqttPublisher(
+                config.mqtt,
+                self.topics,
+                self.spool,
+                config.mqtt.client_id or f"fer-edge-{config.device_id}",
+            )
+            if use_mqtt
+            else None
+        )
         self.metrics = PrometheusMetrics(config.metrics_port, config.metrics_host)
         self.watchdog = Watchdog()
         self.cameras = [
-            _Camera(name, CameraReader(name, cam, self._on_status), FaceTracker(smoothing=cam.smoothing),
-                    cam.interval_s)
-            for name, cam in config.cameras.items() if cam.enabled]
+            _Camera(
+                name,
+                CameraReader(name, cam, self._on_status),
+                FaceTracker(smoothing=cam.smoothing),
+                cam.interval_s,
+            )
+            for name, cam in config.cameras.items()
+            if cam.enabled
+        ]
         self._ready = False
 
     # -- status and signals -------------------------------------------------------------------
@@ -103,8 +125,9 @@ class Daemon:
         if self.publisher is not None:
             if self.config.mqtt.discovery:
                 for cam in self.cameras:
-                    self.publisher.publish_retained(self.topics.discovery(cam.name),
-                                                    discovery_payload(self.topics, cam.name))
+                    self.publisher.publish_retained(
+                        self.topics.discovery(cam.name), discovery_payload(self.topics, cam.name)
+                    )
             self.publisher.start()
         for cam in self.cameras:
             cam.reader.start()
@@ -135,8 +158,11 @@ class Daemon:
             return
         connected = self.publisher is None or self.publisher.ever_connected.is_set()
         if connected or now - self.started >= self.config.mqtt.ready_timeout_s:
-            state = "READY=1\nSTATUS=analysing" if connected else \
-                "READY=1\nSTATUS=broker unreachable; spooling results"
+            state = (
+                "READY=1\nSTATUS=analysing"
+                if connected
+                else "READY=1\nSTATUS=broker unreachable; spooling results"
+            )
             sd_notify(state)
             self._ready = True
 
@@ -150,19 +176,16 @@ class Daemon:
         analysis.timing_ms = {"decode": round(frame.decode_ms, 2), **analysis.timing_ms}
         now = time.time()
         seq = self.spool.next_seq(cam.name)
-        document = emotions_payload(self.config.device_id, cam.name, seq, now, frame.wall_time,
-                                    analysis)
+        document = emotions_payload(self.config.device_id, cam.name, seq, now, frame.wall_time, analysis)
         if self.publisher is not None:
             self.publisher.publish_result(self.topics.emotions(cam.name), document)
-            self.publisher.publish_retained(self.topics.state(cam.name),
-                                            state_payload(analysis, now))
+            self.publisher.publish_retained(self.topics.state(cam.name), state_payload(analysis, now))
         for sink in self.sinks:
             sink(document)
         cam.stats.ticks += 1
         cam.stats.faces += len(analysis.faces)
         cam.stats.record(analysis.timing_ms)
-        self.metrics.tick(cam.name, len(analysis.faces), analysis.timing_ms,
-                          cam.reader.frames_decoded)
+        self.metrics.tick(cam.name, len(analysis.faces), analysis.timing_ms, cam.reader.frames_decoded)
 
     def stats_document(self) -> dict[str, Any]:
         uptime = time.monotonic() - self.started
@@ -170,12 +193,17 @@ class Daemon:
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "uptime_s": round(uptime, 1),
             "cameras": {
-                cam.name: {"status": cam.reader.status or "connecting",
-                           "decode_fps": round(cam.reader.frames_decoded / max(uptime, 1e-6), 2),
-                           "ticks": cam.stats.ticks, "skipped_ticks": cam.stats.skipped_ticks,
-                           "faces": cam.stats.faces, "reconnects": cam.reader.reconnects,
-                           "latency_ms": cam.stats.summary()}
-                for cam in self.cameras},
+                cam.name: {
+                    "status": cam.reader.status or "connecting",
+                    "decode_fps": round(cam.reader.frames_decoded / max(uptime, 1e-6), 2),
+                    "ticks": cam.stats.ticks,
+                    "skipped_ticks": cam.stats.skipped_ticks,
+                    "faces": cam.stats.faces,
+                    "reconnects": cam.reader.reconnects,
+                    "latency_ms": cam.stats.summary(),
+                }
+                for cam in self.cameras
+            },
             "spool": {"depth": self.spool.depth, "dropped": self.spool.dropped},
         }
 

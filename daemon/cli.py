@@ -38,22 +38,30 @@ def run(args: argparse.Namespace, default_model: str) -> int:
         with tempfile.TemporaryDirectory(prefix="fer-edge-demo-") as tmp:
             workdir = Path(tmp)
             clip = write_clip(workdir / "demo.mp4", DEMO_SPRITES, seconds=10)
-            config = DaemonConfig(mqtt=MqttConfig(host=host, port=port),
-                                  state_dir=workdir / "state",
-                                  cameras={"demo": CameraConfig(url=str(clip), interval_s=1.0)})
-            daemon = Daemon(config, default_model, use_mqtt=bool(args.mqtt), sinks=[print_sink],
-                            duration_s=args.duration if args.duration is not None else 10.0)
+            config = DaemonConfig(
+                mqtt=MqttConfig(host=host, port=port),
+                state_dir=workdir / "state",
+                cameras={"demo": CameraConfig(url=str(clip), interval_s=1.0)},
+            )
+            daemon = Daemon(
+                config,
+                default_model,
+                use_mqtt=bool(args.mqtt),
+                sinks=[print_sink],
+                duration_s=args.duration if args.duration is not None else 10.0,
+            )
             return daemon.run()
     if not args.config:
         raise UsageError("run needs --config FILE (or --demo)")
     config = load_config(args.config)
     if args.check:
-        print(f"{args.config}: OK ({len(config.cameras)} camera(s), broker "
-              f"{config.mqtt.host}:{config.mqtt.port})")
+        print(
+            f"{args.config}: OK ({len(config.cameras)} camera(s), broker "
+            f"{config.mqtt.host}:{config.mqtt.port})"
+        )
         return 0
     logging.getLogger().setLevel(config.log_level.upper())
-    daemon = Daemon(config, default_model, sinks=[print_sink] if args.print else [],
-                    duration_s=args.duration)
+    daemon = Daemon(config, default_model, sinks=[print_sink] if args.print else [], duration_s=args.duration)
     return daemon.run()
 
 
@@ -88,13 +96,29 @@ def annotate(image: np.ndarray, faces: list[dict[str, Any]]) -> np.ndarray:
     for face in faces:
         x, y, w, h = face["box"]
         cv2.rectangle(out, (x, y), (x + w, y + h), (60, 220, 60), 2)
-        cv2.putText(out, f"{face['emotion']} {face['score']:.2f}", (x, max(12, y - 6)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (60, 220, 60), 1, cv2.LINE_AA)
+        cv2.putText(
+            out,
+            f"{face['emotion']} {face['score']:.2f}",
+            (x, max(12, y - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            (60, 220, 60),
+            1,
+            cv2.LINE_AA,
+        )
         for i, (label, score) in enumerate(face["scores"].items()):
             top = y + h + 4 + i * 11
             cv2.rectangle(out, (x, top), (x + int(60 * score), top + 8), (200, 160, 40), -1)
-            cv2.putText(out, label, (x + 64, top + 8), cv2.FONT_HERSHEY_PLAIN, 0.7,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                out,
+                label,
+                (x + 64, top + 8),
+                cv2.FONT_HERSHEY_PLAIN,
+                0.7,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
     return out
 
 
@@ -102,6 +126,7 @@ def predict(args: argparse.Namespace) -> int:
     from fer_edge.daemon.config import DetectorConfig
     from fer_edge.daemon.detect import create_detector
     from fer_edge.daemon.pipeline import FacePipeline
+
     from fer_edge.preprocess import to_gray
     from fer_edge.runtime import EmotionModel, RuntimeOptions
 
@@ -116,8 +141,11 @@ def predict(args: argparse.Namespace) -> int:
         if t is not None:
             entry = {"t": t, **entry}
         results.append((image, entry))
-    document: dict[str, Any] = results[0][1] if len(results) == 1 and media[0][0] is None else \
-        {"frames": [entry for _, entry in results]}
+    document: dict[str, Any] = (
+        results[0][1]
+        if len(results) == 1 and media[0][0] is None
+        else {"frames": [entry for _, entry in results]}
+    )
     document = {"path": str(path), "model": Path(args.model).name, **document}
     if args.annotate:
         _write_annotated(Path(args.annotate), results)

@@ -47,8 +47,11 @@ class MqttConfig(_Base):
     discovery_prefix: str = "homeassistant"
     stats_interval_s: float = Field(30.0, gt=0)
     ready_timeout_s: float = Field(
-        60.0, ge=0, description="send READY to systemd after this long even if the broker is "
-        "unreachable (results are spooled meanwhile)")
+        60.0,
+        ge=0,
+        description="send READY to systemd after this long even if the broker is "
+        "unreachable (results are spooled meanwhile)",
+    )
 
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
@@ -76,6 +79,7 @@ class DetectorConfig(_Base):
     model_path: Path | None = Field(None, description="BlazeFace .tflite (kind: blazeface)")
     min_face_px: int = Field(40, ge=8, description="smallest face side, in source pixels")
     detect_width: int = Field(640, ge=64, description="frames are downscaled to this width to detect")
+    scale_factor: float = Field(1.2, gt=1.0, le=2.0, description="haar: image pyramid step")
     score_threshold: float = Field(0.6, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -170,8 +174,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
             match = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
             if match is None:
                 # an unknown key: point at the key itself
-                match = next((k for k, _ in node.value if getattr(k, "value", None) == str(key)),
-                             None)
+                match = next((k for k, _ in node.value if getattr(k, "value", None) == str(key)), None)
                 return (match or node).start_mark.line + 1
             node = match
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
@@ -192,8 +195,11 @@ def _describe(error: dict[str, Any], path: Path, root: yaml.Node | None) -> str:
     elif error["type"] == "missing":
         message = "required key is missing"
     value = error.get("input")
-    shown = "" if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict) \
+    shown = (
+        ""
+        if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
         else f" (got {value!r})"
+    )
     return f"{where}: {key}: {message}{shown}"
 
 

@@ -49,12 +49,15 @@ def _bounce(start: float, velocity: float, t: float, span: float) -> float:
 
 
 def sprite_origin(sprite: Sprite, t: float, width: int, height: int, side: int) -> tuple[int, int]:
-    return (round(_bounce(sprite.x, sprite.vx, t, width - side)),
-            round(_bounce(sprite.y, sprite.vy, t, height - side)))
+    return (
+        round(_bounce(sprite.x, sprite.vx, t, width - side)),
+        round(_bounce(sprite.y, sprite.vy, t, height - side)),
+    )
 
 
-def face_boxes(sprites: list[Sprite], t: float, width: int, height: int,
-               image_side: int = 210) -> list[tuple[int, int, int, int]]:
+def face_boxes(
+    sprites: list[Sprite], t: float, width: int, height: int, image_side: int = 210
+) -> list[tuple[int, int, int, int]]:
     """Where each sprite's face is at time ``t``, in frame pixels (for checking detections)."""
     boxes = []
     for s in sprites:
@@ -65,33 +68,57 @@ def face_boxes(sprites: list[Sprite], t: float, width: int, height: int,
     return boxes
 
 
-def render_frame(face: np.ndarray, sprites: list[Sprite], t: float, width: int,
-                 height: int) -> np.ndarray:
+def render_frame(face: np.ndarray, sprites: list[Sprite], t: float, width: int, height: int) -> np.ndarray:
     """One BGR frame: a plain backdrop with every sprite pasted at its place at time ``t``."""
     frame = np.full((height, width, 3), (96, 110, 120), np.uint8)
     for s in sprites:
         side = round(face.shape[0] * s.scale)
         sprite = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
         x, y = sprite_origin(s, t, width, height, side)
-        frame[y:y + side, x:x + side] = sprite[:height - y, :width - x]
+        frame[y : y + side, x : x + side] = sprite[: height - y, : width - x]
     return frame
 
 
-def write_clip(path: str | Path, sprites: list[Sprite], seconds: float = 10.0, fps: int = 10,
-               width: int = 640, height: int = 360, gop_s: float = 1.0) -> Path:
-    """An H.264 MP4 (yuv420p, a key frame every ``gop_s``) of moving faces."""
+def _sensor_noise(width: int, height: int, sigma: float, count: int = 8) -> list[np.ndarray]:
+    """A few frames of camera-like noise (cycled): flat synthetic video decodes unrealistically
+    cheaply, which would flatter every decoding measurement."""
+    rng = np.random.default_rng(0)
+    return [rng.normal(0, sigma, (height, width, 1)).astype(np.int16) for _ in range(count)]
+
+
+def write_clip(
+    path: str | Path,
+    sprites: list[Sprite],
+    seconds: float = 10.0,
+    fps: int = 10,
+    width: int = 640,
+    height: int = 360,
+    gop_s: float = 1.0,
+    noise: float = 0.0,
+) -> Path:
+    """An H.264 MP4 (yuv420p, a key frame every ``gop_s``) of moving faces.
+
+    ``noise`` adds sensor-like noise of that standard deviation (in 0..255 levels), for
+    benchmarks that must decode what a real camera sends.
+    """
     path = Path(path)
     face = face_image()
+    grain = _sensor_noise(width, height, noise) if noise > 0 else []
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(fps * gop_s))
         stream.codec_context.gop_size = gop
-        stream.options = {"preset": "veryfast", "tune": "zerolatency",
-                          "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        stream.options = {
+            "preset": "veryfast",
+            "tune": "zerolatency",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        }
         stream.codec_context.time_base = Fraction(1, fps)
         for i in range(round(seconds * fps)):
             image = render_frame(face, sprites, i / fps, width, height)
+            if grain:
+                image = np.clip(image + grain[i % len(grain)], 0, 255).astype(np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i
             for packet in stream.encode(frame):
@@ -102,5 +129,7 @@ def write_clip(path: str | Path, sprites: list[Sprite], seconds: float = 10.0, f
 
 
 # Two faces that move without ever overlapping (one on each side of a 640x360 frame).
-DEMO_SPRITES = [Sprite(scale=1.0, x=30, y=10, vx=8, vy=35),
-                Sprite(scale=0.7, x=450, y=150, vx=-8, vy=-30)]
+DEMO_SPRITES = [
+    Sprite(scale=1.0, x=30, y=10, vx=8, vy=35),
+    Sprite(scale=0.7, x=450, y=150, vx=-8, vy=-30),
+]

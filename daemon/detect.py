@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
-
 from fer_edge.daemon.config import DetectorConfig
+
 from fer_edge.errors import ConfigError, DataError
 from fer_edge.preprocess import Box
 from fer_edge.runtime import RuntimeOptions, find_runtime
@@ -47,8 +47,11 @@ class FaceDetector(ABC):
         """Faces in ``gray`` (H x W uint8), at least ``min_face_px`` wide, in source pixels."""
         height, width = gray.shape[:2]
         scale = min(1.0, self.config.detect_width / float(width))
-        small = gray if scale == 1.0 else cv2.resize(
-            gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_LINEAR)
+        small = (
+            gray
+            if scale == 1.0
+            else cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        )
         found = self._detect_small(small, max(8, int(self.config.min_face_px * scale)))
         out = []
         for (x, y, w, h), score in found:
@@ -72,12 +75,14 @@ class HaarDetector(FaceDetector):
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
-            raise ConfigError(f"detector.kind haar: cannot load {path} "
-                              "(needs opencv-python-headless>=4.10,<5)")
+            raise ConfigError(
+                f"detector.kind haar: cannot load {path} (needs opencv-python-headless>=4.10,<5)"
+            )
 
     def _detect_small(self, gray: np.ndarray, min_px: int) -> list[tuple[Box, float]]:
-        boxes = self._cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                               minSize=(min_px, min_px))
+        boxes = self._cascade.detectMultiScale(
+            gray, scaleFactor=self.config.scale_factor, minNeighbors=5, minSize=(min_px, min_px)
+        )
         return [((int(x), int(y), int(w), int(h)), 1.0) for x, y, w, h in boxes]
 
 
@@ -100,8 +105,9 @@ class BlazeFaceDetector(FaceDetector):
         super().__init__(config)
         runtime = find_runtime()
         try:
-            self._interpreter = runtime.interpreter_class(model_path=str(config.model_path),
-                                                          num_threads=RuntimeOptions().num_threads)
+            self._interpreter = runtime.interpreter_class(
+                model_path=str(config.model_path), num_threads=RuntimeOptions().num_threads
+            )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise DataError(f"{config.model_path}: not a loadable TFLite model") from e
@@ -110,8 +116,10 @@ class BlazeFaceDetector(FaceDetector):
         outputs = self._interpreter.get_output_details()
         by_width = {int(o["shape"][-1]): o["index"] for o in outputs}
         if 16 not in by_width or 1 not in by_width or int(outputs[0]["shape"][1]) != 896:
-            raise DataError(f"{config.model_path}: expected BlazeFace short-range outputs "
-                            "(896 x 16 boxes, 896 x 1 scores)")
+            raise DataError(
+                f"{config.model_path}: expected BlazeFace short-range outputs "
+                "(896 x 16 boxes, 896 x 1 scores)"
+            )
         self._boxes_index, self._scores_index = by_width[16], by_width[1]
         self._anchors = _blazeface_anchors()
 
@@ -134,10 +142,11 @@ class BlazeFaceDetector(FaceDetector):
         cy = raw[keep, 1] / self._size + self._anchors[keep, 1]
         bw, bh = raw[keep, 2] / self._size, raw[keep, 3] / self._size
         rects = np.stack([(cx - bw / 2) * side, (cy - bh / 2) * side, bw * side, bh * side], 1)
-        chosen = cv2.dnn.NMSBoxes(rects.tolist(), scores[keep].tolist(),
-                                  self.config.score_threshold, 0.3)
-        return [(tuple(int(round(v)) for v in rects[i]), float(scores[keep][i]))  # type: ignore[misc]
-                for i in np.asarray(chosen).reshape(-1)]
+        chosen = cv2.dnn.NMSBoxes(rects.tolist(), scores[keep].tolist(), self.config.score_threshold, 0.3)
+        return [
+            (tuple(round(v) for v in rects[i]), float(scores[keep][i]))  # type: ignore[misc]
+            for i in np.asarray(chosen).reshape(-1)
+        ]
 
 
 def create_detector(config: DetectorConfig) -> FaceDetector:
@@ -145,6 +154,7 @@ def create_detector(config: DetectorConfig) -> FaceDetector:
     try:
         cls = FaceDetector.registry[config.kind]
     except KeyError:
-        raise ConfigError(f"detector.kind {config.kind}: expected one of "
-                          f"{', '.join(FaceDetector.registry)}") from None
+        raise ConfigError(
+            f"detector.kind {config.kind}: expected one of {', '.join(FaceDetector.registry)}"
+        ) from None
     return cls(config)

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
-
 from fer_edge.daemon.config import CameraConfig
 
 logger = logging.getLogger(__name__)
@@ -48,8 +47,13 @@ class Frame:
 class CameraReader(threading.Thread):
     """Decode one camera in the background; :meth:`latest` returns the newest frame."""
 
-    def __init__(self, name: str, config: CameraConfig, on_status: StatusCallback | None = None,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: CameraConfig,
+        on_status: StatusCallback | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         super().__init__(name=f"reader-{name}", daemon=True)
         self.camera = name
         self.config = config
@@ -77,8 +81,12 @@ class CameraReader(threading.Thread):
     def latest(self, newer_than: int = 0) -> Frame | None:
         """The newest frame if its number is above ``newer_than``; converts it to gray once."""
         with self._lock:
-            frame, wall, number, decode_ms = (self._frame, self._frame_time, self._decoded,
-                                              self.decode_ms)
+            frame, wall, number, decode_ms = (
+                self._frame,
+                self._frame_time,
+                self._decoded,
+                self.decode_ms,
+            )
         if frame is None or number <= newer_than:
             return None
         start = time.perf_counter()
@@ -87,8 +95,10 @@ class CameraReader(threading.Thread):
 
     def check_stall(self) -> None:
         """Mark the camera stalled when a connected stream delivered nothing for too long."""
-        if self._status == "streaming" and \
-                time.monotonic() - self.last_frame_monotonic > self.config.stall_timeout_s:
+        if (
+            self._status == "streaming"
+            and time.monotonic() - self.last_frame_monotonic > self.config.stall_timeout_s
+        ):
             self._set_status("stalled")
 
     def stop(self) -> None:
@@ -150,8 +160,13 @@ class CameraReader(threading.Thread):
                 if not got:
                     got = True
                     self._set_status("streaming")
-                    logger.info("camera %s: streaming %dx%d from %s", self.camera, frame.width,
-                                frame.height, mask_url(self.config.url))
+                    logger.info(
+                        "camera %s: streaming %dx%d from %s",
+                        self.camera,
+                        frame.width,
+                        frame.height,
+                        mask_url(self.config.url),
+                    )
                 elif self._status == "stalled":
                     self._set_status("streaming")
         return got
@@ -162,8 +177,9 @@ class CameraReader(threading.Thread):
             self._on_status(self.camera, status)
 
 
-def _decode_timed(container: av.container.InputContainer,
-                  stream: av.video.stream.VideoStream) -> Iterator[tuple[av.VideoFrame, float]]:
+def _decode_timed(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Iterator[tuple[av.VideoFrame, float]]:
     """Frames with the time their packet took to decode (network waits excluded)."""
     for packet in container.demux(stream):
         start = time.perf_counter()
@@ -192,7 +208,16 @@ class _Pacer:
             stop.wait(due - now)
 
 
-_LUMA_FORMATS = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "gray"}
+_LUMA_FORMATS = {
+    "yuv420p",
+    "yuvj420p",
+    "yuv422p",
+    "yuvj422p",
+    "yuv444p",
+    "yuvj444p",
+    "nv12",
+    "gray",
+}
 # Video-range luma (16..235) to full range (0..255), as the training faces are.
 _VIDEO_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
 _AVCOL_RANGE_JPEG = 2
@@ -204,7 +229,6 @@ def _gray(frame: av.VideoFrame) -> np.ndarray:
     if name not in _LUMA_FORMATS:
         return frame.to_ndarray(format="gray")
     plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :frame.width]
-    full = name.startswith("yuvj") or name == "gray" or \
-        getattr(frame, "color_range", 0) == _AVCOL_RANGE_JPEG
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : frame.width]
+    full = name.startswith("yuvj") or name == "gray" or getattr(frame, "color_range", 0) == _AVCOL_RANGE_JPEG
     return np.ascontiguousarray(rows) if full else cv2.LUT(rows, _VIDEO_TO_FULL)

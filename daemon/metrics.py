@@ -30,9 +30,14 @@ class CameraStats:
             self.latencies.setdefault(stage, deque(maxlen=200)).append(value)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {stage: {"p50": round(float(np.percentile(v, 50)), 2),
-                        "p95": round(float(np.percentile(v, 95)), 2)}
-                for stage, v in self.latencies.items() if v}
+        return {
+            stage: {
+                "p50": round(float(np.percentile(v, 50)), 2),
+                "p95": round(float(np.percentile(v, 95)), 2),
+            }
+            for stage, v in self.latencies.items()
+            if v
+        }
 
 
 class PrometheusMetrics:
@@ -47,9 +52,12 @@ class PrometheusMetrics:
         self.ticks = Counter("fer_edge_ticks_total", "analysis ticks", ["camera"])
         self.faces = Counter("fer_edge_faces_total", "faces classified", ["camera"])
         self.frames = Gauge("fer_edge_frames_decoded", "frames decoded since start", ["camera"])
-        self.stage = Histogram("fer_edge_stage_seconds", "time per pipeline stage",
-                               ["camera", "stage"],
-                               buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
+        self.stage = Histogram(
+            "fer_edge_stage_seconds",
+            "time per pipeline stage",
+            ["camera", "stage"],
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+        )
         self.spool_depth = Gauge("fer_edge_spool_depth", "results waiting for the broker")
         self.spool_dropped = Gauge("fer_edge_spool_dropped", "results dropped at the spool bound")
         self.up = Gauge("fer_edge_camera_streaming", "1 while the camera streams", ["camera"])

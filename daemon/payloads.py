@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fer_edge import __version__
 from fer_edge.daemon.pipeline import Analysis
+
+from fer_edge import __version__
 
 SCHEMA = 1
 
@@ -46,11 +47,19 @@ class Topics:
         return f"{self.discovery_prefix}/sensor/{self.device}_{camera}_emotion/config"
 
 
-def emotions_payload(device: str, camera: str, seq: int, ts: float, frame_ts: float,
-                     analysis: Analysis) -> dict[str, Any]:
-    return {"schema": SCHEMA, "device": device, "camera": camera, "seq": seq,
-            "ts": iso_ms(ts), "frame_ts": iso_ms(frame_ts),
-            "faces": [f.to_json() for f in analysis.faces], "timing_ms": analysis.timing_ms}
+def emotions_payload(
+    device: str, camera: str, seq: int, ts: float, frame_ts: float, analysis: Analysis
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "device": device,
+        "camera": camera,
+        "seq": seq,
+        "ts": iso_ms(ts),
+        "frame_ts": iso_ms(frame_ts),
+        "faces": [f.to_json() for f in analysis.faces],
+        "timing_ms": analysis.timing_ms,
+    }
 
 
 def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
@@ -58,8 +67,10 @@ def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
     dominant = None
     if analysis.faces:
         counts = Counter(f.emotion for f in analysis.faces)
-        dominant = max(counts, key=lambda e: (counts[e], max(f.score for f in analysis.faces
-                                                             if f.emotion == e)))
+        dominant = max(
+            counts,
+            key=lambda e: (counts[e], max(f.score for f in analysis.faces if f.emotion == e)),
+        )
     return {"faces": len(analysis.faces), "dominant": dominant, "ts": iso_ms(ts)}
 
 
@@ -76,6 +87,10 @@ def discovery_payload(topics: Topics, camera: str) -> dict[str, Any]:
         "payload_available": "online",
         "payload_not_available": "offline",
         "icon": "mdi:emoticon-outline",
-        "device": {"identifiers": [f"fer_edge_{topics.device}"], "name": f"fer-edge {topics.device}",
-                   "manufacturer": "fer-edge", "sw_version": __version__},
+        "device": {
+            "identifiers": [f"fer_edge_{topics.device}"],
+            "name": f"fer-edge {topics.device}",
+            "manufacturer": "fer-edge",
+            "sw_version": __version__,
+        },
     }

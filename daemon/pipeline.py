@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from fer_edge.daemon.detect import FaceDetector
 from fer_edge.daemon.track import FaceTracker
+
 from fer_edge.preprocess import preprocess_faces
 from fer_edge.runtime import EmotionModel
 
@@ -26,8 +26,13 @@ class FaceResult:
     scores: dict[str, float]
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "box": list(self.box), "emotion": self.emotion,
-                "score": round(self.score, 4), "scores": self.scores}
+        return {
+            "id": self.id,
+            "box": list(self.box),
+            "emotion": self.emotion,
+            "score": round(self.score, 4),
+            "scores": self.scores,
+        }
 
 
 @dataclass
@@ -51,17 +56,24 @@ class FacePipeline:
         detections = self.detector.detect(gray)
         t1 = time.perf_counter()
         boxes = [d.box for d in detections]
-        probs = self.model.predict(preprocess_faces(gray, boxes, self.spec)) if boxes else \
-            np.zeros((0, len(self.labels)), np.float32)
+        probs = (
+            self.model.predict(preprocess_faces(gray, boxes, self.spec))
+            if boxes
+            else np.zeros((0, len(self.labels)), np.float32)
+        )
         t2 = time.perf_counter()
         tracks = tracker.update(boxes, probs) if tracker is not None else None
         faces = []
         for i, box in enumerate(boxes):
             scores = tracks[i].scores if tracks is not None else probs[i]
             best = int(np.argmax(scores))
-            faces.append(FaceResult(
-                id=tracks[i].id if tracks is not None else i + 1, box=box,
-                emotion=self.labels[best], score=float(scores[best]),
-                scores={label: round(float(s), 4) for label, s in zip(self.labels, scores)}))
-        return Analysis(faces, {"detect": round((t1 - t0) * 1000, 2),
-                                "classify": round((t2 - t1) * 1000, 2)})
+            faces.append(
+                FaceResult(
+                    id=tracks[i].id if tracks is not None else i + 1,
+                    box=box,
+                    emotion=self.labels[best],
+                    score=float(scores[best]),
+                    scores={label: round(float(s), 4) for label, s in zip(self.labels, scores, strict=True)},
+                )
+            )
+        return Analysis(faces, {"detect": round((t1 - t0) * 1000, 2), "classify": round((t2 - t1) * 1000, 2)})

@@ -9,6 +9,7 @@ Retained topics hold the latest value and are re-sent on every connect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import ssl
@@ -17,7 +18,6 @@ from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
-
 from fer_edge.daemon.config import MqttConfig
 from fer_edge.daemon.payloads import Topics
 from fer_edge.daemon.spool import Spool
@@ -41,17 +41,18 @@ class MqttPublisher:
         self.connected = threading.Event()
         self.ever_connected = threading.Event()
         protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=protocol)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         self.client.enable_logger(logging.getLogger("paho.mqtt"))
         self.client.will_set(topics.availability, "offline", qos=1, retain=True)
         if config.username:
             self.client.username_pw_set(config.username, config.password)
         if config.tls is not None:
-            self.client.tls_set(ca_certs=str(config.tls.ca_certs) if config.tls.ca_certs else None,
-                                certfile=str(config.tls.certfile) if config.tls.certfile else None,
-                                keyfile=str(config.tls.keyfile) if config.tls.keyfile else None,
-                                cert_reqs=ssl.CERT_REQUIRED)
+            self.client.tls_set(
+                ca_certs=str(config.tls.ca_certs) if config.tls.ca_certs else None,
+                certfile=str(config.tls.certfile) if config.tls.certfile else None,
+                keyfile=str(config.tls.keyfile) if config.tls.keyfile else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
             self.client.tls_insecure_set(config.tls.insecure)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.max_inflight_messages_set(_MAX_INFLIGHT + 10)
@@ -75,10 +76,8 @@ class MqttPublisher:
                 deadline.wait(0.05)
                 waited += 0.05
             info = self.client.publish(self.topics.availability, "offline", qos=1, retain=True)
-            try:
+            with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=max(0.2, drain_s - waited))
-            except (RuntimeError, ValueError):
-                pass
         self._stopping.set()
         self._wake.set()
         self.client.disconnect()
@@ -93,19 +92,27 @@ class MqttPublisher:
 
     def publish_retained(self, topic: str, payload: str | dict[str, Any], qos: int = 1) -> None:
         """Latest-value topics: remembered and re-sent on every (re)connect."""
-        data = payload.encode() if isinstance(payload, str) else \
-            json.dumps(payload, separators=(",", ":")).encode()
+        data = (
+            payload.encode()
+            if isinstance(payload, str)
+            else json.dumps(payload, separators=(",", ":")).encode()
+        )
         with self._retained_lock:
             self._retained[topic] = (data, qos)
         if self.connected.is_set():
             self.client.publish(topic, data, qos=qos, retain=True)
 
     # -- paho callbacks (network thread) ------------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
-                    _properties: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
         if reason_code.is_failure:
-            logger.error("MQTT broker %s:%d refused the connection: %s", self.config.host,
-                         self.config.port, reason_code)
+            logger.error(
+                "MQTT broker %s:%d refused the connection: %s",
+                self.config.host,
+                self.config.port,
+                reason_code,
+            )
             return
         logger.info("connected to MQTT broker %s:%d", self.config.host, self.config.port)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
@@ -117,11 +124,11 @@ class MqttPublisher:
         self.ever_connected.set()
         self._wake.set()
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
-                       _properties: Any) -> None:
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
         if self.connected.is_set():
-            logger.warning("MQTT connection lost (%s); results are spooled until it is back",
-                           reason_code)
+            logger.warning("MQTT connection lost (%s); results are spooled until it is back", reason_code)
         self.connected.clear()
 
     # -- sender thread ------------------------------------------------------------------------
@@ -147,8 +154,9 @@ class MqttPublisher:
             if not self.connected.is_set() or len(inflight) >= _MAX_INFLIGHT:
                 continue
             for message in self.spool.pending(last_sent, limit=_MAX_INFLIGHT - len(inflight)):
-                info = self.client.publish(message.topic, message.payload, qos=message.qos,
-                                           retain=message.retain)
+                info = self.client.publish(
+                    message.topic, message.payload, qos=message.qos, retain=message.retain
+                )
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     break
                 inflight.append((info, message.id))

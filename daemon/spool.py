@@ -49,30 +49,44 @@ class Spool:
     def next_seq(self, camera: str) -> int:
         """The next ``seq`` for ``camera``: 1, 2, ... persisted across restarts."""
         with self._lock:
-            self._db.execute("INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) "
-                             "DO UPDATE SET value = value + 1", (f"seq:{camera}",))
-            return int(self._db.execute("SELECT value FROM counters WHERE name = ?",
-                                        (f"seq:{camera}",)).fetchone()[0])
+            self._db.execute(
+                "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) "
+                "DO UPDATE SET value = value + 1",
+                (f"seq:{camera}",),
+            )
+            return int(
+                self._db.execute("SELECT value FROM counters WHERE name = ?", (f"seq:{camera}",)).fetchone()[
+                    0
+                ]
+            )
 
     def append(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
         """Store a message; returns its id. Drops the oldest beyond the bound (counted)."""
         with self._lock, self._db:
-            cur = self._db.execute("INSERT INTO messages(topic, payload, qos, retain) "
-                                   "VALUES (?, ?, ?, ?)", (topic, payload, qos, int(retain)))
+            cur = self._db.execute(
+                "INSERT INTO messages(topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+                (topic, payload, qos, int(retain)),
+            )
             excess = self._count() - self.max_messages
             if excess > 0:
-                self._db.execute("DELETE FROM messages WHERE id IN "
-                                 "(SELECT id FROM messages ORDER BY id LIMIT ?)", (excess,))
-                self._db.execute("INSERT INTO counters(name, value) VALUES ('dropped', ?) "
-                                 "ON CONFLICT(name) DO UPDATE SET value = value + ?",
-                                 (excess, excess))
+                self._db.execute(
+                    "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
+                    (excess,),
+                )
+                self._db.execute(
+                    "INSERT INTO counters(name, value) VALUES ('dropped', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value = value + ?",
+                    (excess, excess),
+                )
             return int(cur.lastrowid or 0)
 
     def pending(self, after_id: int = 0, limit: int = 100) -> list[SpooledMessage]:
         """The oldest unacknowledged messages with ``id > after_id``, in order."""
         with self._lock:
-            rows = self._db.execute("SELECT id, topic, payload, qos, retain FROM messages "
-                                    "WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos, retain FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
+            ).fetchall()
         return [SpooledMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4])) for r in rows]
 
     def ack(self, message_id: int) -> None:

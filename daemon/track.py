@@ -63,8 +63,14 @@ class FaceTracker:
 
     def update(self, boxes: list[Box], scores: np.ndarray) -> list[Track]:
         """Match this tick's faces to tracks; returns one track per input box, in input order."""
-        pairs = sorted(((match_score(t.box, b), ti, bi) for ti, t in enumerate(self._tracks)
-                        for bi, b in enumerate(boxes)), reverse=True)
+        pairs = sorted(
+            (
+                (match_score(t.box, b), ti, bi)
+                for ti, t in enumerate(self._tracks)
+                for bi, b in enumerate(boxes)
+            ),
+            reverse=True,
+        )
         track_of: dict[int, Track] = {}
         used: set[int] = set()
         for overlap, ti, bi in pairs:

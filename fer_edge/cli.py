@@ -23,8 +23,9 @@ BUNDLED_MODEL = BUNDLED_DIR / "fer-edge-int8.tflite"
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for noisy in ("tensorflow", "absl", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -32,12 +33,17 @@ def _setup_logging(verbose: int) -> None:
 
 def _add_common(p: argparse.ArgumentParser, *, model: bool = True, data: bool = True) -> None:
     if model:
-        p.add_argument("--model", default=str(BUNDLED_MODEL),
-                       help="model file (.tflite or .keras); default: the bundled int8 model")
+        p.add_argument(
+            "--model",
+            default=str(BUNDLED_MODEL),
+            help="model file (.tflite or .keras); default: the bundled int8 model",
+        )
     if data:
         p.add_argument("--data", help="FER2013 .csv/.csv.gz or an image folder")
-        p.add_argument("--split", help="split to use (default: PrivateTest, else PublicTest, "
-                                       "else the whole set)")
+        p.add_argument(
+            "--split",
+            help="split to use (default: PrivateTest, else PublicTest, else the whole set)",
+        )
     p.add_argument("--json", help="write the JSON report here ('-' for stdout)")
 
 
@@ -45,11 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     from fer_edge.commands import register_all
 
     parser = argparse.ArgumentParser(
-        prog="fer-edge", description="Facial emotion recognition for camera boxes.")
-    parser.add_argument("-v", "--verbose", action="count", default=1,
-                        help="more logging (-vv for debug)")
-    parser.add_argument("-q", "--quiet", action="store_const", const=0, dest="verbose",
-                        help="warnings and errors only")
+        prog="fer-edge", description="Facial emotion recognition for camera boxes."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=1, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_const",
+        const=0,
+        dest="verbose",
+        help="warnings and errors only",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     register_all(sub, _add_common)
     return parser

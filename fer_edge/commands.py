@@ -25,19 +25,24 @@ def _require_data(args: argparse.Namespace) -> str:
 
 
 def _print_summary(report: dict[str, Any]) -> None:
-    print(f"{report['split']}: n={report['n']} accuracy={report['accuracy']:.4f} "
-          f"macro_f1={report['macro_f1']:.4f}")
+    print(
+        f"{report['split']}: n={report['n']} accuracy={report['accuracy']:.4f} "
+        f"macro_f1={report['macro_f1']:.4f}"
+    )
     for name, row in report.get("robustness", {}).items():
         print(f"  {name:<14} accuracy={row['accuracy']:.4f} ({row['delta']:+.4f})")
 
 
 # -- train -------------------------------------------------------------------------------------
 
+
 def _add_train(sub: Any, add_common: AddCommon) -> None:
     p = sub.add_parser("train", help="train an architecture on a dataset")
-    p.add_argument("--arch", required=True,
-                   help="edge (the product's model), seed-002, seed-001, seed-001-vgg16, "
-                        "seed-004-m1 or seed-004-m2")
+    p.add_argument(
+        "--arch",
+        required=True,
+        help="edge (the product's model), seed-002, seed-001, seed-001-vgg16, seed-004-m1 or seed-004-m2",
+    )
     p.add_argument("--data", required=True, help="FER2013 .csv/.csv.gz or an image folder")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--epochs", type=int)
@@ -50,12 +55,19 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--augment", choices=["none", "basic", "strong"])
     p.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--drop-class", action="append", default=[], dest="drop_classes",
-                   help="leave a class out (repeatable), e.g. --drop-class disgust")
+    p.add_argument(
+        "--drop-class",
+        action="append",
+        default=[],
+        dest="drop_classes",
+        help="leave a class out (repeatable), e.g. --drop-class disgust",
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoints")
-    p.add_argument("--cache-dir", help="where decoded datasets are cached "
-                                       "(default ~/.cache/fer-edge; 'none' disables)")
+    p.add_argument(
+        "--cache-dir",
+        help="where decoded datasets are cached (default ~/.cache/fer-edge; 'none' disables)",
+    )
     p.add_argument("--limit", type=int, help="train on at most this many faces (quick runs)")
     p.add_argument("--backbone-weights", help="VGG16 *_notop.h5 weights for seed-001-vgg16")
     p.add_argument("--json", help="also write the final report here ('-' for stdout)")
@@ -68,10 +80,26 @@ def _train(args: argparse.Namespace) -> int:
 
     get_arch(args.arch)  # an unknown --arch is a usage error before any data is read
     cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
-    fields = {k: getattr(args, k) for k in (
-        "epochs", "batch_size", "optimizer", "learning_rate", "schedule", "patience",
-        "label_smoothing", "augment", "class_weights", "weight_decay", "seed", "resume",
-        "drop_classes", "limit", "backbone_weights")}
+    fields = {
+        k: getattr(args, k)
+        for k in (
+            "epochs",
+            "batch_size",
+            "optimizer",
+            "learning_rate",
+            "schedule",
+            "patience",
+            "label_smoothing",
+            "augment",
+            "class_weights",
+            "weight_decay",
+            "seed",
+            "resume",
+            "drop_classes",
+            "limit",
+            "backbone_weights",
+        )
+    }
     report = train(TrainConfig(arch=args.arch, data=args.data, out=args.out, cache_dir=cache, **fields))
     _print_summary(report)
     if args.json:
@@ -81,13 +109,21 @@ def _train(args: argparse.Namespace) -> int:
 
 # -- evaluate ----------------------------------------------------------------------------------
 
+
 def _add_evaluate(sub: Any, add_common: AddCommon) -> None:
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class recall, confusion matrix")
     add_common(p)
-    p.add_argument("--tta", choices=["none", "flip", "crops"], default="none",
-                   help="test-time augmentation: average over flips or 10 shifted crops")
-    p.add_argument("--robustness", action="store_true",
-                   help="add rows for low light, an occluding band and +-20 degree rotation")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip", "crops"],
+        default="none",
+        help="test-time augmentation: average over flips or 10 shifted crops",
+    )
+    p.add_argument(
+        "--robustness",
+        action="store_true",
+        help="add rows for low light, an occluding band and +-20 degree rotation",
+    )
     p.add_argument("--confusion-png", help="confusion matrix PNG (default: beside --json)")
     p.add_argument("--delegate", default="cpu", help="cpu | gpu | edgetpu | /path/to/delegate.so")
     p.add_argument("--threads", type=int, default=2)
@@ -108,13 +144,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     dataset = load_dataset(data, model.metadata.input_spec().size, cache)
     split_name, split = dataset.get(args.split)
     evaluation = evaluate_split(model, split, args.tta, args.robustness)
-    report = {"model": str(args.model), "data": str(data), "split": split_name, "tta": args.tta,
-              **evaluation.report}
-    png = args.confusion_png or (str(Path(args.json).with_suffix(".png"))
-                                 if args.json and args.json != "-" else None)
+    report = {
+        "model": str(args.model),
+        "data": str(data),
+        "split": split_name,
+        "tta": args.tta,
+        **evaluation.report,
+    }
+    png = args.confusion_png or (
+        str(Path(args.json).with_suffix(".png")) if args.json and args.json != "-" else None
+    )
     if png:
-        plot_confusion(report["confusion"], evaluation.labels, png,
-                       f"{Path(args.model).name} on {split_name}: {report['accuracy']:.3f}")
+        plot_confusion(
+            report["confusion"],
+            evaluation.labels,
+            png,
+            f"{Path(args.model).name} on {split_name}: {report['accuracy']:.3f}",
+        )
     if args.json:
         write_json(args.json, report)
     if args.json != "-":
@@ -124,6 +170,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 # -- calibrate ---------------------------------------------------------------------------------
 
+
 def _add_calibrate(sub: Any, add_common: AddCommon) -> None:
     p = sub.add_parser("calibrate", help="quantise a trained .keras model to TFLite")
     p.add_argument("--model", required=True, help="trained .keras model")
@@ -131,11 +178,20 @@ def _add_calibrate(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--split", help="split for the accuracy check (default: PrivateTest, else PublicTest)")
     p.add_argument("--mode", required=True, choices=["float32", "float16", "dynamic", "int8", "edgetpu"])
     p.add_argument("--out", required=True, help="output .tflite path (metadata goes beside it)")
-    p.add_argument("--calibration-size", type=int, default=500,
-                   help="representative faces, class-balanced, from the training split")
+    p.add_argument(
+        "--calibration-size",
+        type=int,
+        default=500,
+        help="representative faces, class-balanced, from the training split",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--io", choices=["int8", "uint8"], default="int8", dest="io_type",
-                   help="input/output type of full-integer models (EdgeTPU accepts both)")
+    p.add_argument(
+        "--io",
+        choices=["int8", "uint8"],
+        default="int8",
+        dest="io_type",
+        help="input/output type of full-integer models (EdgeTPU accepts both)",
+    )
     p.add_argument("--cache-dir", help="dataset cache folder (default ~/.cache/fer-edge)")
     p.add_argument("--json", help="write the report here ('-' for stdout)")
     p.set_defaults(handler=_calibrate)
@@ -146,28 +202,43 @@ def _calibrate(args: argparse.Namespace) -> int:
     from fer_edge.training.train import DEFAULT_CACHE
 
     cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
-    report = calibrate(CalibrateConfig(
-        model=args.model, data=args.data, mode=args.mode, out=args.out, split=args.split,
-        calibration_size=args.calibration_size, seed=args.seed, io_type=args.io_type,
-        cache_dir=cache))
+    report = calibrate(
+        CalibrateConfig(
+            model=args.model,
+            data=args.data,
+            mode=args.mode,
+            out=args.out,
+            split=args.split,
+            calibration_size=args.calibration_size,
+            seed=args.seed,
+            io_type=args.io_type,
+            cache_dir=cache,
+        )
+    )
     if args.json:
         write_json(args.json, report)
     if args.json != "-":
-        print(f"{report['model']}: {report['mode']}, {report['size_bytes'] / 1024:.1f} KiB; "
-              f"{report['split']} accuracy float {report['float_accuracy']:.4f} -> "
-              f"{report['accuracy']:.4f} ({100 * report['accuracy_change']:+.2f} points); "
-              f"per face p50 {report['per_face_ms']['p50']:.3f} ms (1 thread)")
+        print(
+            f"{report['model']}: {report['mode']}, {report['size_bytes'] / 1024:.1f} KiB; "
+            f"{report['split']} accuracy float {report['float_accuracy']:.4f} -> "
+            f"{report['accuracy']:.4f} ({100 * report['accuracy_change']:+.2f} points); "
+            f"per face p50 {report['per_face_ms']['p50']:.3f} ms (1 thread)"
+        )
     return 0
 
 
 # -- run / predict (the camera-box side) --------------------------------------------------------
 
+
 def _add_run(sub: Any, add_common: AddCommon) -> None:
     p = sub.add_parser("run", help="the daemon: cameras in, emotions over MQTT out")
     p.add_argument("--config", help="daemon YAML config")
     p.add_argument("--check", action="store_true", help="validate --config and exit")
-    p.add_argument("--demo", action="store_true",
-                   help="no camera, broker or config needed: analyse a demo clip, print JSON lines")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="no camera, broker or config needed: analyse a demo clip, print JSON lines",
+    )
     p.add_argument("--mqtt", metavar="HOST[:PORT]", help="with --demo: also publish to this broker")
     p.add_argument("--duration", type=float, help="stop after this many seconds (demo: 10)")
     p.add_argument("--print", action="store_true", help="also print emotions documents to stdout")
@@ -196,9 +267,32 @@ def _predict(args: argparse.Namespace) -> int:
     return predict(args)
 
 
+def _add_bench(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser("bench", help="per-face and per-frame latency, stream CPU cost, memory")
+    add_common(p, data=False)
+    p.add_argument("--quick", action="store_true", help="fewer runs and a 3 s clip (about 1 min)")
+    p.add_argument("--threads", type=int, help="the N of the N-thread row (default: all cores)")
+    p.add_argument("--blazeface-model", help="also bench the blazeface detector with this model")
+    p.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.bench import BenchOptions, format_table, run_bench
+
+    options = BenchOptions(model=args.model, quick=args.quick, blazeface_model=args.blazeface_model)
+    if args.threads:
+        options.threads = args.threads
+    report = run_bench(options)
+    if args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        print(format_table(report))
+    return 0
+
+
 def register_all(sub: Any, add_common: AddCommon) -> None:
     """Add every subcommand to ``sub``."""
-    for add in (_add_train, _add_evaluate, _add_calibrate, _add_run, _add_predict):
+    for add in (_add_train, _add_evaluate, _add_calibrate, _add_run, _add_predict, _add_bench):
         add(sub, add_common)
 
 

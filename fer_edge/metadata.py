@@ -81,8 +81,9 @@ def load_metadata(model_path: str | Path, *, required: bool = True) -> ModelMeta
     if bad:
         raise DataError(f"{path}: labels: unknown emotion {bad[0]!r}")
     if len(meta.input_shape) != 3:
-        raise DataError(f"{path}: input_shape: expected [height, width, channels], "
-                        f"received {meta.input_shape}")
+        raise DataError(
+            f"{path}: input_shape: expected [height, width, channels], received {meta.input_shape}"
+        )
     return meta
 
 

@@ -15,8 +15,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return matrix
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray,
-                          labels: Sequence[str]) -> dict[str, Any]:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/support and the confusion matrix."""
     k = len(labels)
     matrix = confusion_matrix(np.asarray(y_true), np.asarray(y_pred), k)
@@ -34,8 +33,11 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray,
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
-            label: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
-                    "support": int(support[i])}
+            label: {
+                "precision": round(float(precision[i]), 4),
+                "recall": round(float(recall[i]), 4),
+                "support": int(support[i]),
+            }
             for i, label in enumerate(labels)
         },
         "confusion": matrix.tolist(),

@@ -67,8 +67,10 @@ def find_runtime(preferred: tuple[tuple[str, str, str], ...] = RUNTIMES) -> Runt
             logger.debug("TFLite runtime %s is not installed", module_name)
             continue
         return Runtime(module_name, _resolve(module, interpreter_attr), _resolve(module, delegate_attr))
-    raise RuntimeUnavailableError("no TFLite runtime found: pip install 'fer-edge[device]' "
-                                  "(ai-edge-litert), or tflite-runtime, or tensorflow")
+    raise RuntimeUnavailableError(
+        "no TFLite runtime found: pip install 'fer-edge[device]' "
+        "(ai-edge-litert), or tflite-runtime, or tensorflow"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,13 @@ def _load_delegate(runtime: Runtime, delegate: str) -> Any:
 class EmotionModel:
     """A loaded emotion classifier: preprocessed faces in, class probabilities out."""
 
-    def __init__(self, path: str | os.PathLike[str], options: RuntimeOptions | None = None,
-                 metadata: ModelMetadata | None = None, runtime: Runtime | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        options: RuntimeOptions | None = None,
+        metadata: ModelMetadata | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
         self.path = Path(path)
         self.options = options or RuntimeOptions()
         if not self.path.is_file():
@@ -124,8 +131,10 @@ class EmotionModel:
                 logger.warning("%s; falling back to the CPU", e)
         try:
             interpreter = self.runtime.interpreter_class(
-                model_path=str(self.path), experimental_delegates=delegates or None,
-                num_threads=self.options.num_threads)
+                model_path=str(self.path),
+                experimental_delegates=delegates or None,
+                num_threads=self.options.num_threads,
+            )
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -136,17 +145,22 @@ class EmotionModel:
         inp = self._interpreter.get_input_details()
         out = self._interpreter.get_output_details()
         if len(inp) != 1 or len(out) != 1:
-            raise DataError(f"{self.path}: expected one input and one output tensor, "
-                            f"received {len(inp)} and {len(out)}")
+            raise DataError(
+                f"{self.path}: expected one input and one output tensor, received {len(inp)} and {len(out)}"
+            )
         self._input, self._output = inp[0], out[0]
         shape = [int(d) for d in self._input["shape"][1:]]
         if shape != list(self.metadata.input_shape):
-            raise DataError(f"{self.path}: input shape {shape} does not match its metadata's "
-                            f"input_shape {self.metadata.input_shape}")
+            raise DataError(
+                f"{self.path}: input shape {shape} does not match its metadata's "
+                f"input_shape {self.metadata.input_shape}"
+            )
         classes = int(self._output["shape"][-1])
         if classes != len(self.metadata.labels):
-            raise DataError(f"{self.path}: model has {classes} outputs but its metadata lists "
-                            f"{len(self.metadata.labels)} labels")
+            raise DataError(
+                f"{self.path}: model has {classes} outputs but its metadata lists "
+                f"{len(self.metadata.labels)} labels"
+            )
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -183,7 +197,7 @@ class EmotionModel:
             return np.zeros((0, len(self.labels)), np.float32)
         outputs = []
         for start in range(0, len(faces), max_batch):
-            chunk = faces[start:start + max_batch]
+            chunk = faces[start : start + max_batch]
             self._resize(len(chunk))
             self._interpreter.set_tensor(self._input["index"], self._quantize(chunk))
             self._interpreter.invoke()

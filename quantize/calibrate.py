@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fer_edge.quantize.convert import MODES, convert, representative_faces
+from fer_edge.quantize.inspect import float_ops
+from fer_edge.training.data import load_dataset
+from fer_edge.training.evaluate import evaluate_split, load_classifier
 
 from fer_edge.atomic import atomic_path
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.metadata import ModelMetadata, current_command, load_metadata, save_metadata
 from fer_edge.preprocess import scale_pixels
-from fer_edge.quantize.convert import MODES, convert, representative_faces
-from fer_edge.quantize.inspect import float_ops
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from fer_edge.training.data import load_dataset
-from fer_edge.training.evaluate import evaluate_split, load_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -42,13 +42,16 @@ class CalibrateConfig:
     cache_dir: str | None = None
 
 
-def per_face_latency_ms(model_path: Path, meta: ModelMetadata | None = None,
-                        runs: int = 200) -> dict[str, float]:
+def per_face_latency_ms(
+    model_path: Path, meta: ModelMetadata | None = None, runs: int = 200
+) -> dict[str, float]:
     """p50/p95 of one-face invokes on one thread (the daemon's case), after a warm-up."""
     model = EmotionModel(model_path, RuntimeOptions(num_threads=1), metadata=meta)
     size = model.metadata.input_spec().size
-    face = scale_pixels(np.random.default_rng(0).integers(0, 256, (1, size, size), np.uint8),
-                        model.metadata.input_spec())
+    face = scale_pixels(
+        np.random.default_rng(0).integers(0, 256, (1, size, size), np.uint8),
+        model.metadata.input_spec(),
+    )
     for _ in range(20):
         model.predict(face)
     times = []
@@ -56,18 +59,26 @@ def per_face_latency_ms(model_path: Path, meta: ModelMetadata | None = None,
         start = time.perf_counter()
         model.predict(face)
         times.append((time.perf_counter() - start) * 1000.0)
-    return {"p50": round(float(np.percentile(times, 50)), 4),
-            "p95": round(float(np.percentile(times, 95)), 4)}
+    return {
+        "p50": round(float(np.percentile(times, 50)), 4),
+        "p95": round(float(np.percentile(times, 95)), 4),
+    }
 
 
 def _run_edgetpu_compiler(tflite: Path) -> None:
     compiler = shutil.which("edgetpu_compiler")
     if compiler is None:
-        print("edgetpu_compiler is not on PATH: the model is EdgeTPU-ready int8 but not compiled "
-              "(run edgetpu_compiler on it where Coral's tools are installed)")
+        print(
+            "edgetpu_compiler is not on PATH: the model is EdgeTPU-ready int8 but not compiled "
+            "(run edgetpu_compiler on it where Coral's tools are installed)"
+        )
         return
-    result = subprocess.run([compiler, "-s", "-o", str(tflite.parent), str(tflite)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [compiler, "-s", "-o", str(tflite.parent), str(tflite)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     log = tflite.with_suffix(".edgetpu.log")
     log.write_text(result.stdout + result.stderr)
     print(f"edgetpu_compiler exited {result.returncode}; log at {log}")
@@ -91,12 +102,15 @@ def calibrate(cfg: CalibrateConfig) -> dict[str, Any]:
     meta.input_shape = float_model.metadata.input_shape
     size = int(meta.input_shape[0])
     dataset = load_dataset(cfg.data, size, cfg.cache_dir)
-    calib_name = next((k for k in dataset.splits if k.lower() in ("training", "train")),
-                      next(iter(dataset.splits)))
+    calib_name = next(
+        (k for k in dataset.splits if k.lower() in ("training", "train")),
+        next(iter(dataset.splits)),
+    )
     calibration = None
     if cfg.mode in ("int8", "edgetpu"):
-        calibration = representative_faces(dataset.splits[calib_name], cfg.calibration_size,
-                                           cfg.seed, meta.labels)
+        calibration = representative_faces(
+            dataset.splits[calib_name], cfg.calibration_size, cfg.seed, meta.labels
+        )
     flatbuffer = convert(keras_path, cfg.mode, calibration, cfg.io_type)
 
     with atomic_path(out) as tmp:
@@ -104,8 +118,10 @@ def calibrate(cfg: CalibrateConfig) -> dict[str, Any]:
         if cfg.mode in ("int8", "edgetpu"):
             bad = float_ops(tmp)
             if bad:
-                raise DataError(f"{out}: operator {bad[0].index} ({bad[0].name}) is not quantised "
-                                f"({'/'.join(bad[0].input_types)} in); {len(bad)} float ops in all")
+                raise DataError(
+                    f"{out}: operator {bad[0].index} ({bad[0].name}) is not quantised "
+                    f"({'/'.join(bad[0].input_types)} in); {len(bad)} float ops in all"
+                )
         quant_model = EmotionModel(tmp, RuntimeOptions(num_threads=2), metadata=meta)
         split_name, split = dataset.get(cfg.split)
         float_report = evaluate_split(float_model, split).report
@@ -113,19 +129,34 @@ def calibrate(cfg: CalibrateConfig) -> dict[str, Any]:
         latency = per_face_latency_ms(tmp, meta)
         meta.quantization = {"mode": cfg.mode, "input_dtype": str(quant_model.input_dtype)}
         if calibration is not None:
-            meta.quantization["representative"] = {"split": calib_name, "faces": len(calibration),
-                                                   "seed": cfg.seed, "class_balanced": True}
-        meta.metrics = {"split": split_name, "accuracy": round(quant_report["accuracy"], 4),
-                        "macro_f1": round(quant_report["macro_f1"], 4),
-                        "float_accuracy": round(float_report["accuracy"], 4),
-                        "per_face_ms_1thread": latency}
+            meta.quantization["representative"] = {
+                "split": calib_name,
+                "faces": len(calibration),
+                "seed": cfg.seed,
+                "class_balanced": True,
+            }
+        meta.metrics = {
+            "split": split_name,
+            "accuracy": round(quant_report["accuracy"], 4),
+            "macro_f1": round(quant_report["macro_f1"], 4),
+            "float_accuracy": round(float_report["accuracy"], 4),
+            "per_face_ms_1thread": latency,
+        }
+        if meta.command and "train_command" not in meta.training:
+            meta.training["train_command"] = meta.command
         meta.command = current_command()
         meta.created = ""
     save_metadata(out, meta)
     if cfg.mode == "edgetpu":
         _run_edgetpu_compiler(out)
-    return {"model": str(out), "mode": cfg.mode, "size_bytes": out.stat().st_size,
-            "split": split_name, "n": quant_report["n"],
-            "float_accuracy": float_report["accuracy"], "accuracy": quant_report["accuracy"],
-            "accuracy_change": quant_report["accuracy"] - float_report["accuracy"],
-            "per_face_ms": latency}
+    return {
+        "model": str(out),
+        "mode": cfg.mode,
+        "size_bytes": out.stat().st_size,
+        "split": split_name,
+        "n": quant_report["n"],
+        "float_accuracy": float_report["accuracy"],
+        "accuracy": quant_report["accuracy"],
+        "accuracy_change": quant_report["accuracy"] - float_report["accuracy"],
+        "per_face_ms": latency,
+    }

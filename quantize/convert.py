@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from fer_edge.training.data import Split
 
 from fer_edge.errors import DataError, UsageError
-from fer_edge.training.data import Split
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ def representative_faces(split: Split, size: int, seed: int, labels: list[str]) 
     return split.images[np.array(picked[:size])]
 
 
-def convert(keras_path: Path, mode: str, calibration: np.ndarray | None = None,
-            io_type: str = "int8") -> bytes:
+def convert(
+    keras_path: Path, mode: str, calibration: np.ndarray | None = None, io_type: str = "int8"
+) -> bytes:
     """TFLite flatbuffer bytes for ``mode``; int8/edgetpu need ``calibration`` faces (uint8)."""
     if mode not in MODES:
         raise UsageError(f"--mode {mode}: expected one of {', '.join(MODES)}")

@@ -13,8 +13,11 @@ from typing import Any
 
 from fer_edge.errors import DataError
 
-_SCHEMA_MODULES = ("ai_edge_litert.schema_py_generated", "tflite_runtime.schema_py_generated",
-                   "tensorflow.lite.python.schema_py_generated")
+_SCHEMA_MODULES = (
+    "ai_edge_litert.schema_py_generated",
+    "tflite_runtime.schema_py_generated",
+    "tensorflow.lite.python.schema_py_generated",
+)
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
 
 
@@ -65,8 +68,7 @@ def read_ops(path: str | Path) -> list[OpInfo]:
                 name = f"CUSTOM:{(code.CustomCode() or b'').decode()}"
 
             def types(indices: Any) -> tuple[str, ...]:
-                return tuple(type_names.get(subgraph.Tensors(int(t)).Type(), "?")
-                             for t in indices if t >= 0)
+                return tuple(type_names.get(subgraph.Tensors(int(t)).Type(), "?") for t in indices if t >= 0)
 
             ops.append(OpInfo(i, name, types(op.InputsAsNumpy()), types(op.OutputsAsNumpy())))
     except Exception as e:  # the flatbuffer library raises anything on garbage

@@ -15,8 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 @pytest.fixture(scope="session")
 def fer_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A learnable FER2013-layout CSV: 840 Training and 140 PublicTest rows."""
-    return write_fer_csv(tmp_path_factory.mktemp("data") / "fer.csv",
-                         {"Training": 840, "PublicTest": 140})
+    return write_fer_csv(tmp_path_factory.mktemp("data") / "fer.csv", {"Training": 840, "PublicTest": 140})
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +24,24 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path
     from fer_edge.cli import main
 
     out = tmp_path_factory.mktemp("run") / "seed4"
-    code = main(["-q", "train", "--arch", "seed-004-m1", "--data", str(fer_csv), "--out", str(out),
-                 "--epochs", "3", "--cache-dir", "none", "--seed", "1"])
+    code = main(
+        [
+            "-q",
+            "train",
+            "--arch",
+            "seed-004-m1",
+            "--data",
+            str(fer_csv),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            "--cache-dir",
+            "none",
+            "--seed",
+            "1",
+        ]
+    )
     assert code == 0
     return out
 
@@ -37,8 +52,23 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory, trained_run: Path, fer_
     from fer_edge.cli import main
 
     out = tmp_path_factory.mktemp("tflite") / "tiny-int8.tflite"
-    code = main(["-q", "calibrate", "--model", str(trained_run / "model.keras"), "--data",
-                 str(fer_csv), "--mode", "int8", "--out", str(out), "--cache-dir", "none",
-                 "--calibration-size", "70"])
+    code = main(
+        [
+            "-q",
+            "calibrate",
+            "--model",
+            str(trained_run / "model.keras"),
+            "--data",
+            str(fer_csv),
+            "--mode",
+            "int8",
+            "--out",
+            str(out),
+            "--cache-dir",
+            "none",
+            "--calibration-size",
+            "70",
+        ]
+    )
     assert code == 0
     return out

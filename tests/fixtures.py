@@ -18,7 +18,7 @@ def synthetic_faces(n: int, seed: int = 0, size: int = 48) -> tuple[np.ndarray, 
     images = rng.integers(0, 70, (n, size, size)).astype(np.int32)
     for i, c in enumerate(labels):
         row = 3 + int(c) * (size - 8) // len(LABELS)
-        images[i, row:row + 5, 4:-4] += 160
+        images[i, row : row + 5, 4:-4] += 160
     return np.clip(images, 0, 255).astype(np.uint8), labels
 
 
@@ -27,7 +27,7 @@ def write_fer_csv(path: Path, splits: dict[str, int], seed: int = 0, gz: bool = 
     lines = ["emotion,pixels,Usage"]
     for k, (usage, n) in enumerate(splits.items()):
         images, labels = synthetic_faces(n, seed + k)
-        for image, label in zip(images, labels):
+        for image, label in zip(images, labels, strict=True):
             lines.append(f"{label},{' '.join(map(str, image.ravel()))},{usage}")
     text = "\n".join(lines) + "\n"
     if gz:
@@ -38,12 +38,17 @@ def write_fer_csv(path: Path, splits: dict[str, int], seed: int = 0, gz: bool = 
     return path
 
 
-def write_image_folder(root: Path, per_class: int, folder_names: dict[str, str] | None = None,
-                       seed: int = 0, size: int = 48) -> Path:
+def write_image_folder(
+    root: Path,
+    per_class: int,
+    folder_names: dict[str, str] | None = None,
+    seed: int = 0,
+    size: int = 48,
+) -> Path:
     """``root/<label folder>/<i>.png`` with ``per_class`` images of each class."""
     folder_names = folder_names or {label: label for label in LABELS}
     images, labels = synthetic_faces(per_class * len(LABELS), seed, size)
-    for i, (image, label) in enumerate(zip(images, labels)):
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         name = folder_names.get(LABELS[label])
         if name is None:
             continue

@@ -20,7 +20,7 @@ def main() -> None:
     frame_size = width * height * 3
     with open(path, "rb") as fh:
         data = fh.read()
-    frames = [data[i:i + frame_size] for i in range(0, len(data) - frame_size + 1, frame_size)]
+    frames = [data[i : i + frame_size] for i in range(0, len(data) - frame_size + 1, frame_size)]
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
@@ -31,7 +31,8 @@ def main() -> None:
         f"caps=video/x-raw,format=BGR,width={width},height={height},framerate={fps}/1 "
         "! videoconvert ! video/x-raw,format=I420 "
         f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500 "
-        "! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
     factory.set_shared(True)
     state = {"i": 0}
     duration = Gst.SECOND // fps

@@ -57,9 +57,11 @@ def have_mosquitto() -> bool:
 def have_rtsp_server() -> bool:
     if not Path(SYSTEM_PYTHON).exists():
         return False
-    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
-             "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-             "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')")
+    probe = (
+        "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
+        "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+        "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')"
+    )
     return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
 
 
@@ -73,10 +75,17 @@ class _Process:
         raise NotImplementedError
 
     def start(self, timeout: float = 20.0) -> None:
-        self.proc = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: port_open(self.port) or self.proc.poll() is not None, timeout,
-                 f"{type(self).__name__} on port {self.port}")
+        self.proc = subprocess.Popen(
+            self._command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: port_open(self.port) or self.proc.poll() is not None,
+            timeout,
+            f"{type(self).__name__} on port {self.port}",
+        )
         if self.proc.poll() is not None:
             raise RuntimeError(f"{type(self).__name__} exited with {self.proc.returncode}")
 
@@ -136,8 +145,15 @@ class RtspServer(_Process):
         return f"rtsp://viewer:s3cret@127.0.0.1:{self.port}/cam"
 
     def _command(self) -> list[str]:
-        return [SYSTEM_PYTHON, str(HERE / "rtsp_server.py"), str(self.port), str(self.raw),
-                str(self.width), str(self.height), str(self.fps)]
+        return [
+            SYSTEM_PYTHON,
+            str(HERE / "rtsp_server.py"),
+            str(self.port),
+            str(self.raw),
+            str(self.width),
+            str(self.height),
+            str(self.fps),
+        ]
 
 
 class MqttCollector:
@@ -149,8 +165,12 @@ class MqttCollector:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         if session:  # a persistent session: the broker queues QoS-1 messages while we are away
-            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=session,
-                                      clean_session=False, protocol=mqtt.MQTTv311)
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2,
+                client_id=session,
+                clean_session=False,
+                protocol=mqtt.MQTTv311,
+            )
         else:
             self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.client.on_message = self._on_message

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fer_edge.training.archs import ARCHS, build_model, get_arch
 
 from fer_edge.errors import UsageError
-from fer_edge.training.archs import ARCHS, build_model, get_arch
 
 
 @pytest.mark.parametrize("name", list(ARCHS))
@@ -25,8 +25,19 @@ def test_drop_class_builds_six_outputs() -> None:
 def test_edge_fits_the_camera_box_budget() -> None:
     model = build_model("edge", num_classes=7)
     assert model.count_params() < 1_000_000  # <= 1 MB as int8 with room for metadata
-    allowed = {"InputLayer", "Rescaling", "Conv2D", "SeparableConv2D", "BatchNormalization",
-               "ReLU", "MaxPooling2D", "Add", "GlobalAveragePooling2D", "Dropout", "Dense"}
+    allowed = {
+        "InputLayer",
+        "Rescaling",
+        "Conv2D",
+        "SeparableConv2D",
+        "BatchNormalization",
+        "ReLU",
+        "MaxPooling2D",
+        "Add",
+        "GlobalAveragePooling2D",
+        "Dropout",
+        "Dense",
+    }
     assert {type(layer).__name__ for layer in model.layers} <= allowed
 
 

@@ -6,7 +6,6 @@ drawn, reconnects, the spool across a broker outage and a restart, systemd notif
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -20,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_boxes, face_image, render_frame
 from fer_edge.daemon.track import iou
+
+from fer_edge.cli import BUNDLED_MODEL
 from tests.servers import (
-    MqttCollector,
     Mosquitto,
+    MqttCollector,
     RtspServer,
     daemon_command,
     have_mosquitto,
@@ -47,8 +46,7 @@ TRUTH = [face_boxes(DEMO_SPRITES, i / FPS, WIDTH, HEIGHT) for i in range(LOOP_S 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
     face = face_image()
-    return np.stack([render_frame(face, DEMO_SPRITES, i / FPS, WIDTH, HEIGHT)
-                     for i in range(LOOP_S * FPS)])
+    return np.stack([render_frame(face, DEMO_SPRITES, i / FPS, WIDTH, HEIGHT) for i in range(LOOP_S * FPS)])
 
 
 @pytest.fixture
@@ -95,8 +93,7 @@ class DaemonProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(daemon_command(self.config), env=self.env,
-                                         stdout=log, stderr=log)
+            self.proc = subprocess.Popen(daemon_command(self.config), env=self.env, stdout=log, stderr=log)
 
     def terminate(self, timeout: float = 5.0) -> tuple[int, float]:
         assert self.proc is not None
@@ -143,13 +140,26 @@ cameras:
     keyframes_only: true
 """)
     notify = NotifySocket(tmp_path / "notify.sock")
-    env = {**os.environ, "CAM_PASSWORD": "s3cret", "NOTIFY_SOCKET": str(notify.path),
-           "WATCHDOG_USEC": "2000000", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "CAM_PASSWORD": "s3cret",
+        "NOTIFY_SOCKET": str(notify.path),
+        "WATCHDOG_USEC": "2000000",
+        "PYTHONUNBUFFERED": "1",
+    }
     collector = MqttCollector(broker.port, "#", session=f"collector-{broker.port}")
     wait_for(lambda: collector.client.is_connected(), 10, "the test subscriber to connect")
     daemon = DaemonProcess(config, env, tmp_path / "daemon.log")
-    parts = {"broker": broker, "cam_a": cam_a, "cam_b": cam_b, "daemon": daemon,
-             "collector": collector, "notify": notify, "state": state, "log": tmp_path / "daemon.log"}
+    parts = {
+        "broker": broker,
+        "cam_a": cam_a,
+        "cam_b": cam_b,
+        "daemon": daemon,
+        "collector": collector,
+        "notify": notify,
+        "state": state,
+        "log": tmp_path / "daemon.log",
+    }
     try:
         yield parts
     finally:
@@ -235,8 +245,11 @@ def test_rtsp_outage_reconnects_and_other_camera_continues(stack: dict[str, obje
     assert isinstance(daemon, DaemonProcess) and isinstance(collector, MqttCollector)
     assert isinstance(cam_a, RtspServer)
     daemon.start()
-    wait_for(lambda: len(_emotions(collector, "door")) >= 2 and len(_emotions(collector, "hall")) >= 2,
-             60, "results from both cameras")
+    wait_for(
+        lambda: len(_emotions(collector, "door")) >= 2 and len(_emotions(collector, "hall")) >= 2,
+        60,
+        "results from both cameras",
+    )
     hall_before = len(_emotions(collector, "hall"))
     cam_a.stop()
     wait_for(lambda: "reconnecting" in _status(collector, "door"), 20, "door status reconnecting")
@@ -246,8 +259,11 @@ def test_rtsp_outage_reconnects_and_other_camera_continues(stack: dict[str, obje
     cam_a.start()
     restarted = time.monotonic()
     wait_for(lambda: _status(collector, "door")[-1] == "streaming", 10, "door streaming again")
-    wait_for(lambda: any(d["faces"] for d in _emotions(collector, "door")[door_seen:]), 10,
-             "door analysis to resume")
+    wait_for(
+        lambda: any(d["faces"] for d in _emotions(collector, "door")[door_seen:]),
+        10,
+        "door analysis to resume",
+    )
     assert time.monotonic() - restarted < 10
     hall = _seqs(collector, "hall")
     assert hall == list(range(hall[0], hall[0] + len(hall)))

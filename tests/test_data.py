@@ -7,21 +7,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fer_edge.training.data import load_dataset
 
 from fer_edge.cli import main
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
-from fer_edge.training.data import load_dataset
 from tests.fixtures import synthetic_faces, write_fer_csv, write_image_folder
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_fer_csv_splits_and_labels(tmp_path: Path, gz: bool) -> None:
-    path = write_fer_csv(tmp_path / ("f.csv.gz" if gz else "f.csv"),
-                         {"Training": 21, "PublicTest": 14, "PrivateTest": 7}, gz=gz)
+    path = write_fer_csv(
+        tmp_path / ("f.csv.gz" if gz else "f.csv"),
+        {"Training": 21, "PublicTest": 14, "PrivateTest": 7},
+        gz=gz,
+    )
     ds = load_dataset(path)
-    assert {k: len(v) for k, v in ds.splits.items()} == {"Training": 21, "PublicTest": 14,
-                                                          "PrivateTest": 7}
+    assert {k: len(v) for k, v in ds.splits.items()} == {
+        "Training": 21,
+        "PublicTest": 14,
+        "PrivateTest": 7,
+    }
     images, labels = synthetic_faces(21, 0)
     assert np.array_equal(ds.splits["Training"].images, images)
     assert np.array_equal(ds.splits["Training"].labels, labels)
@@ -103,7 +109,8 @@ def test_image_folder_with_splits_and_synonyms(tmp_path: Path) -> None:
 
 
 def test_splitless_folder_skips_unknown_classes_with_a_warning(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write_image_folder(tmp_path / "ck", 2, {"happy": "happy", "sad": "sad"})
     write_image_folder(tmp_path / "ck", 1, {"neutral": "contempt"}, seed=9)
     with caplog.at_level(logging.WARNING):
@@ -129,27 +136,45 @@ def test_missing_path_is_a_missing_input(tmp_path: Path) -> None:
         load_dataset(tmp_path / "nope.csv")
 
 
-@pytest.mark.parametrize(("content", "code", "needle"), [
-    ("emotion,pixels,Usage\n9," + " ".join(["1"] * 2304) + ",Training\n", 65, "emotion: 9"),
-    (None, 66, "no such file"),
-])
+@pytest.mark.parametrize(
+    ("content", "code", "needle"),
+    [
+        ("emotion,pixels,Usage\n9," + " ".join(["1"] * 2304) + ",Training\n", 65, "emotion: 9"),
+        (None, 66, "no such file"),
+    ],
+)
 def test_cli_bad_data_is_one_line_and_leaves_nothing(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, code: int,
-        needle: str) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, code: int, needle: str
+) -> None:
     data = tmp_path / "bad.csv"
     if content is not None:
         data.write_text(content)
     out = tmp_path / "out"
-    assert main(["-q", "train", "--arch", "seed-002", "--data", str(data), "--out", str(out),
-                 "--cache-dir", "none"]) == code
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--arch",
+                "seed-002",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--cache-dir",
+                "none",
+            ]
+        )
+        == code
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
     assert not out.exists()
 
 
-def test_cli_unknown_arch_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           fer_csv: Path) -> None:
-    assert main(["train", "--arch", "resnet-9000", "--data", str(fer_csv), "--out",
-                 str(tmp_path / "o")]) == 2
+def test_cli_unknown_arch_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fer_csv: Path
+) -> None:
+    assert main(["train", "--arch", "resnet-9000", "--data", str(fer_csv), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "unknown architecture" in err and "seed-002" in err and "Traceback" not in err

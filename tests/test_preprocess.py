@@ -9,10 +9,19 @@ from fer_edge.labels import LABELS, canonical_label
 from fer_edge.preprocess import InputSpec, crop_face, preprocess_faces, scale_pixels, to_gray
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("Anger", "angry"), ("happiness", "happy"), ("SADNESS", "sad"), ("surprised", "surprise"),
-    ("neutral", "neutral"), ("fearful", "fear"), ("contempt", None), ("", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Anger", "angry"),
+        ("happiness", "happy"),
+        ("SADNESS", "sad"),
+        ("surprised", "surprise"),
+        ("neutral", "neutral"),
+        ("fearful", "fear"),
+        ("contempt", None),
+        ("", None),
+    ],
+)
 def test_canonical_label(name: str, expected: str | None) -> None:
     assert canonical_label(name) == expected
 

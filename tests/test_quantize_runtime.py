@@ -9,27 +9,56 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fer_edge.quantize.inspect import float_ops, read_ops
 
 from fer_edge.cli import main
 from fer_edge.errors import DataError, MissingInputError
 from fer_edge.preprocess import scale_pixels
-from fer_edge.quantize.inspect import float_ops, read_ops
-from fer_edge.runtime import RUNTIMES, EmotionModel, RuntimeOptions, RuntimeUnavailableError, find_runtime
+from fer_edge.runtime import (
+    RUNTIMES,
+    EmotionModel,
+    RuntimeOptions,
+    RuntimeUnavailableError,
+    find_runtime,
+)
 from tests.fixtures import synthetic_faces
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory, trained_run: Path, fer_csv: Path,
-              int8_model: Path) -> dict[str, Path]:
+def converted(
+    tmp_path_factory: pytest.TempPathFactory, trained_run: Path, fer_csv: Path, int8_model: Path
+) -> dict[str, Path]:
     """Every calibrate mode applied to the tiny trained model."""
     out = tmp_path_factory.mktemp("modes")
     models = {"int8": int8_model}
     for mode in ("float32", "float16", "dynamic", "edgetpu"):
         path = out / f"tiny-{mode}.tflite"
         report = out / f"{mode}.json"
-        assert main(["-q", "calibrate", "--model", str(trained_run / "model.keras"), "--data",
-                     str(fer_csv), "--mode", mode, "--out", str(path), "--io", "uint8",
-                     "--calibration-size", "70", "--cache-dir", "none", "--json", str(report)]) == 0
+        assert (
+            main(
+                [
+                    "-q",
+                    "calibrate",
+                    "--model",
+                    str(trained_run / "model.keras"),
+                    "--data",
+                    str(fer_csv),
+                    "--mode",
+                    mode,
+                    "--out",
+                    str(path),
+                    "--io",
+                    "uint8",
+                    "--calibration-size",
+                    "70",
+                    "--cache-dir",
+                    "none",
+                    "--json",
+                    str(report),
+                ]
+            )
+            == 0
+        )
         models[mode] = path
     return models
 
@@ -60,8 +89,10 @@ def test_int8_agrees_with_float(converted: dict[str, Path]) -> None:
     faces, _ = synthetic_faces(280, seed=42)
     float_model, int8_model = EmotionModel(converted["float32"]), EmotionModel(converted["int8"])
     spec = float_model.metadata.input_spec()
-    agree = (float_model.predict(scale_pixels(faces, spec)).argmax(1)
-             == int8_model.predict(scale_pixels(faces, spec)).argmax(1)).mean()
+    agree = (
+        float_model.predict(scale_pixels(faces, spec)).argmax(1)
+        == int8_model.predict(scale_pixels(faces, spec)).argmax(1)
+    ).mean()
     assert agree >= 0.95
 
 
@@ -71,7 +102,7 @@ def test_corrupt_model_is_a_data_error(tmp_path: Path, int8_model: Path) -> None
     shutil.copy(int8_model.with_suffix(".json"), bad.with_suffix(".json"))
     with pytest.raises(DataError, match="not a loadable TFLite model"):
         EmotionModel(bad)
-    with pytest.raises(DataError, match="not a valid .tflite"):
+    with pytest.raises(DataError, match=r"not a valid \.tflite"):
         read_ops(bad)
 
 
@@ -84,12 +115,16 @@ def test_missing_model_and_missing_metadata(tmp_path: Path, int8_model: Path) ->
         EmotionModel(lonely)
 
 
-@pytest.mark.parametrize(("field", "value", "needle"), [
-    ("labels", ["happy", "sad"], "2 labels"),
-    ("input_shape", [64, 64, 1], "does not match"),
-])
-def test_metadata_mismatch_is_a_data_error(tmp_path: Path, int8_model: Path, field: str,
-                                           value: object, needle: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("labels", ["happy", "sad"], "2 labels"),
+        ("input_shape", [64, 64, 1], "does not match"),
+    ],
+)
+def test_metadata_mismatch_is_a_data_error(
+    tmp_path: Path, int8_model: Path, field: str, value: object, needle: str
+) -> None:
     model = tmp_path / "m.tflite"
     shutil.copy(int8_model, model)
     meta = json.loads(int8_model.with_suffix(".json").read_text())
@@ -102,15 +137,16 @@ def test_metadata_mismatch_is_a_data_error(tmp_path: Path, int8_model: Path, fie
 def test_runtime_fallback_order() -> None:
     assert find_runtime().name == "ai_edge_litert.interpreter"
     missing = ("no_such_runtime.interpreter", "Interpreter", "load_delegate")
-    assert find_runtime((missing, *RUNTIMES[1:])).name in ("tflite_runtime.interpreter",
-                                                          "tensorflow")
+    assert find_runtime((missing, *RUNTIMES[1:])).name in (
+        "tflite_runtime.interpreter",
+        "tensorflow",
+    )
     assert find_runtime((missing, RUNTIMES[2])).name == "tensorflow"
     with pytest.raises(RuntimeUnavailableError, match="no TFLite runtime"):
         find_runtime((missing,))
 
 
-def test_delegate_falls_back_to_cpu_and_says_so(int8_model: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_delegate_falls_back_to_cpu_and_says_so(int8_model: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         model = EmotionModel(int8_model, RuntimeOptions(delegate="/nonexistent/libdelegate.so"))
     assert model.delegate == "cpu" and "falling back to the CPU" in caplog.text
@@ -124,11 +160,42 @@ def test_delegate_without_fallback_is_an_error(int8_model: Path) -> None:
     assert info.value.exit_code == 69
 
 
-def test_calibrate_rejects_bad_arguments(tmp_path: Path, trained_run: Path, fer_csv: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["-q", "calibrate", "--model", str(tmp_path / "x.keras"), "--data", str(fer_csv),
-                 "--mode", "int8", "--out", str(tmp_path / "x.tflite")]) == 66
-    assert main(["-q", "calibrate", "--model", str(trained_run / "model.keras"), "--data",
-                 str(fer_csv), "--mode", "int8", "--out", str(tmp_path / "x.onnx")]) == 2
+def test_calibrate_rejects_bad_arguments(
+    tmp_path: Path, trained_run: Path, fer_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "-q",
+                "calibrate",
+                "--model",
+                str(tmp_path / "x.keras"),
+                "--data",
+                str(fer_csv),
+                "--mode",
+                "int8",
+                "--out",
+                str(tmp_path / "x.tflite"),
+            ]
+        )
+        == 66
+    )
+    assert (
+        main(
+            [
+                "-q",
+                "calibrate",
+                "--model",
+                str(trained_run / "model.keras"),
+                "--data",
+                str(fer_csv),
+                "--mode",
+                "int8",
+                "--out",
+                str(tmp_path / "x.onnx"),
+            ]
+        )
+        == 2
+    )
     assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob(".*"))
     assert "Traceback" not in capsys.readouterr().err

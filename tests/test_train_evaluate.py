@@ -11,8 +11,16 @@ from fer_edge.cli import main
 
 
 def test_train_writes_every_artifact(trained_run: Path) -> None:
-    for name in ("model.keras", "model.json", "history.json", "curves.png", "confusion.png",
-                 "report.json", "checkpoints/last.keras", "checkpoints/state.json"):
+    for name in (
+        "model.keras",
+        "model.json",
+        "history.json",
+        "curves.png",
+        "confusion.png",
+        "report.json",
+        "checkpoints/last.keras",
+        "checkpoints/state.json",
+    ):
         assert (trained_run / name).is_file(), name
     assert any((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
     history = json.loads((trained_run / "history.json").read_text())
@@ -27,36 +35,90 @@ def test_train_writes_every_artifact(trained_run: Path) -> None:
     assert report["accuracy"] > 0.5  # synthetic classes are easy: it did learn
 
 
-def test_evaluate_report_matches_the_contract(trained_run: Path, fer_csv: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_report_matches_the_contract(
+    trained_run: Path, fer_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "eval.json"
-    assert main(["-q", "evaluate", "--model", str(trained_run / "model.keras"), "--data",
-                 str(fer_csv), "--json", str(out), "--tta", "flip", "--robustness",
-                 "--cache-dir", "none"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                "--model",
+                str(trained_run / "model.keras"),
+                "--data",
+                str(fer_csv),
+                "--json",
+                str(out),
+                "--tta",
+                "flip",
+                "--robustness",
+                "--cache-dir",
+                "none",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
-    assert {"model", "data", "split", "n", "accuracy", "macro_f1", "per_class",
-            "confusion"} <= set(report)
+    assert {"model", "data", "split", "n", "accuracy", "macro_f1", "per_class", "confusion"} <= set(report)
     assert report["split"] == "PublicTest" and report["n"] == 140
-    assert set(report["per_class"]) == {"angry", "disgust", "fear", "happy", "sad", "surprise",
-                                        "neutral"}
+    assert set(report["per_class"]) == {
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "sad",
+        "surprise",
+        "neutral",
+    }
     assert sum(map(sum, report["confusion"])) == 140
     assert set(report["robustness"]) == {"low_light", "occlusion_band", "rotate_+20", "rotate_-20"}
     assert (tmp_path / "eval.png").stat().st_size > 1000
     assert "accuracy=" in capsys.readouterr().out
 
 
-def test_evaluate_json_to_stdout(trained_run: Path, fer_csv: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["-q", "evaluate", "--model", str(trained_run / "model.keras"), "--data",
-                 str(fer_csv), "--split", "Training", "--json", "-", "--cache-dir", "none"]) == 0
+def test_evaluate_json_to_stdout(
+    trained_run: Path, fer_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "-q",
+                "evaluate",
+                "--model",
+                str(trained_run / "model.keras"),
+                "--data",
+                str(fer_csv),
+                "--split",
+                "Training",
+                "--json",
+                "-",
+                "--cache-dir",
+                "none",
+            ]
+        )
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["split"] == "Training" and report["n"] == 840
 
 
 def test_resume_continues_from_the_last_epoch(fer_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = ["-q", "train", "--arch", "seed-004-m2", "--data", str(fer_csv), "--out", str(out),
-            "--cache-dir", "none", "--limit", "140"]
+    args = [
+        "-q",
+        "train",
+        "--arch",
+        "seed-004-m2",
+        "--data",
+        str(fer_csv),
+        "--out",
+        str(out),
+        "--cache-dir",
+        "none",
+        "--limit",
+        "140",
+    ]
     assert main([*args, "--epochs", "1"]) == 0
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 1
@@ -67,15 +129,52 @@ def test_resume_continues_from_the_last_epoch(fer_csv: Path, tmp_path: Path) -> 
 
 
 def test_resume_without_checkpoint_is_missing_input(fer_csv: Path, tmp_path: Path) -> None:
-    assert main(["-q", "train", "--arch", "seed-002", "--data", str(fer_csv), "--out",
-                 str(tmp_path / "new"), "--resume", "--cache-dir", "none"]) == 66
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--arch",
+                "seed-002",
+                "--data",
+                str(fer_csv),
+                "--out",
+                str(tmp_path / "new"),
+                "--resume",
+                "--cache-dir",
+                "none",
+            ]
+        )
+        == 66
+    )
 
 
 def test_drop_class_trains_six_classes(fer_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "six"
-    assert main(["-q", "train", "--arch", "seed-004-m1", "--data", str(fer_csv), "--out", str(out),
-                 "--epochs", "1", "--drop-class", "disgust", "--class-weights", "--limit", "120",
-                 "--cache-dir", "none"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "train",
+                "--arch",
+                "seed-004-m1",
+                "--data",
+                str(fer_csv),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--drop-class",
+                "disgust",
+                "--class-weights",
+                "--limit",
+                "120",
+                "--cache-dir",
+                "none",
+            ]
+        )
+        == 0
+    )
     meta = json.loads((out / "model.json").read_text())
     assert "disgust" not in meta["labels"] and len(meta["labels"]) == 6
     report = json.loads((out / "report.json").read_text())

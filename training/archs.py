@@ -86,8 +86,9 @@ def build_seed_001(num_classes: int, size: int = 48) -> keras.Model:
     return keras.Model(inputs, outputs, name="seed_001")
 
 
-def build_seed_001_vgg16(num_classes: int, size: int = 48,
-                         backbone_weights: str | None = None) -> keras.Model:
+def build_seed_001_vgg16(
+    num_classes: int, size: int = 48, backbone_weights: str | None = None
+) -> keras.Model:
     """Chmura & Krukar approach 1: a frozen VGG16 feature extractor and a 1024-128-512 head.
 
     ImageNet weights cannot be downloaded on every machine: pass ``backbone_weights`` (a
@@ -176,26 +177,52 @@ def build_edge(num_classes: int, size: int = 48, width: int = 32) -> keras.Model
 ARCHS: dict[str, Arch] = {
     a.name: a
     for a in (
-        Arch("seed-002", build_seed_002,
-             Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=20, patience=0),
-             "3 conv blocks + dense 132 (Tiahunova et al.)"),
-        Arch("seed-001", build_seed_001,
-             Recipe(optimizer="adamax", learning_rate=1e-3, batch_size=64, epochs=100, patience=20),
-             "VGG-like conv64x2/128x2/256x2 + dense 1024 (Chmura & Krukar, approach 2)"),
-        Arch("seed-001-vgg16", build_seed_001_vgg16,
-             Recipe(optimizer="adam", learning_rate=1e-4, batch_size=64, epochs=50, patience=10),
-             "frozen VGG16 + dense 1024-128-512 (Chmura & Krukar, approach 1)"),
-        Arch("seed-004-m1", build_seed_004_m1,
-             Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=30, patience=0),
-             "conv32-pool-conv64-pool-conv64 + dense 64 (Katkar, model 1)"),
-        Arch("seed-004-m2", build_seed_004_m2,
-             Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=30, patience=0),
-             "model 1 with dropout after each pool (Katkar, model 2)"),
-        Arch("edge", build_edge,
-             Recipe(optimizer="sgd", learning_rate=0.05, batch_size=64, epochs=60,
-                    schedule="cosine", patience=0, label_smoothing=0.1, augment="strong",
-                    weight_decay=5e-4),
-             "fer-edge camera-box CNN: conv stem + residual separable stages"),
+        Arch(
+            "seed-002",
+            build_seed_002,
+            Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=20, patience=0),
+            "3 conv blocks + dense 132 (Tiahunova et al.)",
+        ),
+        Arch(
+            "seed-001",
+            build_seed_001,
+            Recipe(optimizer="adamax", learning_rate=1e-3, batch_size=64, epochs=100, patience=20),
+            "VGG-like conv64x2/128x2/256x2 + dense 1024 (Chmura & Krukar, approach 2)",
+        ),
+        Arch(
+            "seed-001-vgg16",
+            build_seed_001_vgg16,
+            Recipe(optimizer="adam", learning_rate=1e-4, batch_size=64, epochs=50, patience=10),
+            "frozen VGG16 + dense 1024-128-512 (Chmura & Krukar, approach 1)",
+        ),
+        Arch(
+            "seed-004-m1",
+            build_seed_004_m1,
+            Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=30, patience=0),
+            "conv32-pool-conv64-pool-conv64 + dense 64 (Katkar, model 1)",
+        ),
+        Arch(
+            "seed-004-m2",
+            build_seed_004_m2,
+            Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=30, patience=0),
+            "model 1 with dropout after each pool (Katkar, model 2)",
+        ),
+        Arch(
+            "edge",
+            build_edge,
+            Recipe(
+                optimizer="sgd",
+                learning_rate=0.05,
+                batch_size=64,
+                epochs=60,
+                schedule="cosine",
+                patience=0,
+                label_smoothing=0.1,
+                augment="strong",
+                weight_decay=5e-4,
+            ),
+            "fer-edge camera-box CNN: conv stem + residual separable stages",
+        ),
     )
 }
 
@@ -205,8 +232,7 @@ def get_arch(name: str) -> Arch:
     try:
         return ARCHS[name]
     except KeyError:
-        raise UsageError(f"--arch {name}: unknown architecture; expected one of "
-                         f"{', '.join(ARCHS)}") from None
+        raise UsageError(f"--arch {name}: unknown architecture; expected one of {', '.join(ARCHS)}") from None
 
 
 def build_model(name: str, num_classes: int, size: int = 48, **options: Any) -> keras.Model:

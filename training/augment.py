@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import tensorflow as tf
-
 from fer_edge.training.robustness import BAND_VALUE, EYE_BAND, TILT_DEGREES
 
 AUGMENTS = ("none", "basic", "strong")
@@ -55,12 +54,27 @@ def _affine(images: tf.Tensor, ranges: GeometryRanges, seeds: tf.Tensor) -> tf.T
     a0, a1 = cos * flip * inv_zoom, (cos * shear - sin) * inv_zoom
     b0, b1 = sin * flip * inv_zoom, (sin * shear + cos) * inv_zoom
     c = (size - 1.0) / 2.0
-    transforms = tf.stack([a0, a1, c + tx - a0 * c - a1 * c,
-                           b0, b1, c + ty - b0 * c - b1 * c,
-                           tf.zeros([n]), tf.zeros([n])], axis=1)
+    transforms = tf.stack(
+        [
+            a0,
+            a1,
+            c + tx - a0 * c - a1 * c,
+            b0,
+            b1,
+            c + ty - b0 * c - b1 * c,
+            tf.zeros([n]),
+            tf.zeros([n]),
+        ],
+        axis=1,
+    )
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
 
 
 def _per_image(batch: tf.Tensor, probability: float, seed: tf.Tensor) -> tf.Tensor:

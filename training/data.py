@@ -78,8 +78,9 @@ class Dataset:
         for key, split in self.splits.items():
             if key.lower() == name.lower():
                 return key, split
-        raise UsageError(f"--split {name}: {self.source} has no such split; "
-                         f"it has {', '.join(self.splits) or 'none'}")
+        raise UsageError(
+            f"--split {name}: {self.source} has no such split; it has {', '.join(self.splits) or 'none'}"
+        )
 
     def selection(self) -> tuple[str, Split] | None:
         """The split that selects checkpoints (PublicTest, else a validation/test folder)."""
@@ -97,8 +98,9 @@ def concat(splits: Iterable[Split]) -> Split:
     return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
 
 
-def load_dataset(path: str | os.PathLike[str], size: int = 48,
-                 cache_dir: str | os.PathLike[str] | None = None) -> Dataset:
+def load_dataset(
+    path: str | os.PathLike[str], size: int = 48, cache_dir: str | os.PathLike[str] | None = None
+) -> Dataset:
     """Load a FER2013 CSV(.gz) or an image folder, as ``size`` x ``size`` gray faces.
 
     With ``cache_dir`` the decoded arrays are kept there, keyed by the source's path, size and
@@ -150,9 +152,8 @@ def _write_cache(dataset: Dataset, cache_file: Path) -> None:
     for name, split in dataset.splits.items():
         arrays[f"{name}__images"] = split.images
         arrays[f"{name}__labels"] = split.labels
-    with atomic_path(cache_file) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
     logger.info("cached decoded faces at %s", cache_file)
 
 
@@ -214,10 +215,12 @@ def _parse_pixels(path: Path, line: int, text: str) -> np.ndarray:
         values = np.array(text.split(), dtype=np.int32)
     except ValueError:
         raise DataError(f"{path}:{line}: pixels: not a list of integers") from None
-    side = int(round(len(values) ** 0.5))
+    side = round(len(values) ** 0.5)
     if len(values) == 0 or side * side != len(values):
-        raise DataError(f"{path}:{line}: pixels: expected a square image (e.g. 2304 = 48x48 values), "
-                        f"received {len(values)}")
+        raise DataError(
+            f"{path}:{line}: pixels: expected a square image (e.g. 2304 = 48x48 values), "
+            f"received {len(values)}"
+        )
     if values.min() < 0 or values.max() > 255:
         raise DataError(f"{path}:{line}: pixels: values must lie in 0..255")
     return values.astype(np.uint8).reshape(side, side)
@@ -260,8 +263,10 @@ def _load_label_dirs(folder: Path, size: int) -> Split:
             images.append(crop_face(_read_gray(file), None, size))
             labels.append(LABELS.index(label))
     if not images:
-        raise DataError(f"{folder}: no readable images of a known class "
-                        f"(expected {'|'.join(LABELS)} subfolders of .png/.jpg files)")
+        raise DataError(
+            f"{folder}: no readable images of a known class "
+            f"(expected {'|'.join(LABELS)} subfolders of .png/.jpg files)"
+        )
     return Split(np.stack(images), np.asarray(labels, np.int64))
 
 

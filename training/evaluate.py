@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from fer_edge.training.data import Split
+from fer_edge.training.robustness import CONDITIONS
 
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
@@ -19,8 +21,6 @@ from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.metrics import classification_report
 from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from fer_edge.training.data import Split
-from fer_edge.training.robustness import CONDITIONS
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def _views(crops: np.ndarray, tta: str) -> list[np.ndarray]:
         padded = np.pad(base, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
         size = crops.shape[1]
         for dy, dx in ((pad, pad), (0, 0), (0, 2 * pad), (2 * pad, 0), (2 * pad, 2 * pad)):
-            views.append(padded[:, dy:dy + size, dx:dx + size])
+            views.append(padded[:, dy : dy + size, dx : dx + size])
     return views
 
 
@@ -116,8 +116,9 @@ def align_split(split: Split, model_labels: list[str]) -> tuple[np.ndarray, np.n
     return split.images[keep], y[keep]
 
 
-def evaluate_split(model: Classifier, split: Split, tta: str = "none",
-                   robustness: bool = False) -> Evaluation:
+def evaluate_split(
+    model: Classifier, split: Split, tta: str = "none", robustness: bool = False
+) -> Evaluation:
     """The contract's report fields (``n``, ``accuracy``, ``macro_f1``, ``per_class``, ``confusion``)."""
     labels = list(model.metadata.labels)
     size = model.metadata.input_spec().size
@@ -133,6 +134,8 @@ def evaluate_split(model: Classifier, split: Split, tta: str = "none",
         for name, degrade in CONDITIONS.items():
             degraded = predict_proba(model, degrade(images), tta).argmax(axis=1)
             acc = float((degraded == y).mean())
-            report["robustness"][name] = {"accuracy": round(acc, 4),
-                                          "delta": round(acc - report["accuracy"], 4)}
+            report["robustness"][name] = {
+                "accuracy": round(acc, 4),
+                "delta": round(acc - report["accuracy"], 4),
+            }
     return Evaluation(report, labels)

@@ -21,8 +21,7 @@ def _pyplot() -> Any | None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning("matplotlib is not installed: PNG plots are skipped "
-                       "(pip install 'fer-edge[train]')")
+        logger.warning("matplotlib is not installed: PNG plots are skipped (pip install 'fer-edge[train]')")
         return None
     return plt
 
@@ -50,8 +49,9 @@ def plot_curves(history: dict[str, list[float]], path: str | Path) -> bool:
     return True
 
 
-def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path,
-                   title: str = "") -> bool:
+def plot_confusion(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], path: str | Path, title: str = ""
+) -> bool:
     """Row-normalised confusion matrix with counts. Returns whether it wrote."""
     plt = _pyplot()
     if plt is None:
@@ -67,8 +67,15 @@ def plot_confusion(matrix: Sequence[Sequence[int]], labels: Sequence[str], path:
     ax.set_ylabel("true")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n{counts[i, j]}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n{counts[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_title(title)
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:

@@ -29,7 +29,7 @@ def occlusion_band(faces: np.ndarray) -> np.ndarray:
     """Paint a dark horizontal band over the eyes, like sunglasses or a thick frame."""
     out = faces.copy()
     h = faces.shape[1]
-    out[:, int(EYE_BAND[0] * h):int(EYE_BAND[1] * h), :] = BAND_VALUE
+    out[:, int(EYE_BAND[0] * h) : int(EYE_BAND[1] * h), :] = BAND_VALUE
     return out
 
 
@@ -37,8 +37,7 @@ def rotate(faces: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate every face about its centre (in-plane head tilt), filling by edge reflection."""
     h, w = faces.shape[1:3]
     matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), degrees, 1.0)
-    return np.stack([cv2.warpAffine(f, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
-                     for f in faces])
+    return np.stack([cv2.warpAffine(f, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101) for f in faces])
 
 
 CONDITIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

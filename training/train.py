@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fer_edge.training.archs import Recipe, get_arch
+from fer_edge.training.data import Dataset, Split, load_dataset
 
 from fer_edge.atomic import atomic_path, write_json
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, save_metadata
-from fer_edge.training.archs import Recipe, get_arch
-from fer_edge.training.data import Dataset, Split, load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -92,12 +92,17 @@ def _splits(dataset: Dataset, seed: int) -> tuple[str, Split, str, Split]:
         only = next(iter(dataset.splits.values()))
         order = np.random.default_rng(seed).permutation(len(only))
         cut = max(1, len(only) // 10)
-        logger.warning("%s has no selection split: holding out %d faces (10%%) for selection",
-                       dataset.source, cut)
+        logger.warning(
+            "%s has no selection split: holding out %d faces (10%%) for selection",
+            dataset.source,
+            cut,
+        )
         pick = lambda idx: Split(only.images[idx], only.labels[idx])  # noqa: E731
         return "train", pick(order[cut:]), "holdout", pick(order[:cut])
-    raise DataError(f"{dataset.source}: expected Training and PublicTest (or train/val) splits; "
-                    f"found {', '.join(dataset.splits)}")
+    raise DataError(
+        f"{dataset.source}: expected Training and PublicTest (or train/val) splits; "
+        f"found {', '.join(dataset.splits)}"
+    )
 
 
 def balanced_class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -122,10 +127,10 @@ def _make_optimizer(recipe: Recipe) -> Any:
     raise UsageError(f"--optimizer {recipe.optimizer}: expected sgd, adam, adamw or adamax")
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, num_classes: int, recipe: Recipe, seed: int,
-             training: bool) -> Any:
+def _dataset(
+    x: np.ndarray, y: np.ndarray, num_classes: int, recipe: Recipe, seed: int, training: bool
+) -> Any:
     import tensorflow as tf
-
     from fer_edge.training.augment import make_augmenter
 
     images = x.astype(np.float32)[..., np.newaxis]
@@ -153,8 +158,7 @@ class _RunState:
 
     def load(self) -> None:
         if not (self.file.exists() and self.last_model.exists()):
-            raise MissingInputError(f"{self.dir}: no checkpoint to resume from "
-                                    "(run without --resume first)")
+            raise MissingInputError(f"{self.dir}: no checkpoint to resume from (run without --resume first)")
         state = json.loads(self.file.read_text())
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
 
@@ -162,7 +166,9 @@ class _RunState:
         write_json(self.file, {"epoch": self.epoch, "best": self.best, "history": self.history})
 
 
-def _callbacks(cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, meta: ModelMetadata) -> list[Any]:
+def _callbacks(
+    cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, meta: ModelMetadata
+) -> list[Any]:
     import keras
 
     class PersistEpoch(keras.callbacks.Callback):
@@ -172,8 +178,9 @@ def _callbacks(cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, me
             logs = logs or {}
             for key, value in logs.items():
                 state.history.setdefault(key, []).append(float(value))
-            state.history.setdefault("lr", []).append(float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate)))
+            state.history.setdefault("lr", []).append(
+                float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            )
             state.epoch = epoch + 1
             score = float(logs.get("val_accuracy", -math.inf))
             if score > state.best:
@@ -187,8 +194,10 @@ def _callbacks(cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, me
             state.save()
             write_json(out / "history.json", state.history)
 
-    callbacks: list[Any] = [PersistEpoch(),
-                            keras.callbacks.TensorBoard(str(out / "tensorboard"), profile_batch=0)]
+    callbacks: list[Any] = [
+        PersistEpoch(),
+        keras.callbacks.TensorBoard(str(out / "tensorboard"), profile_batch=0),
+    ]
     epochs = cfg.epochs or recipe.epochs
     if recipe.schedule == "cosine":
         base, warmup = recipe.learning_rate, min(3, max(0, epochs // 10))
@@ -201,13 +210,17 @@ def _callbacks(cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, me
 
         callbacks.append(keras.callbacks.LearningRateScheduler(cosine))
     elif recipe.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_accuracy", mode="max", factor=0.5, patience=4, min_lr=1e-5))
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_accuracy", mode="max", factor=0.5, patience=4, min_lr=1e-5
+            )
+        )
     elif recipe.schedule != "none":
         raise UsageError(f"--schedule {recipe.schedule}: expected none, plateau or cosine")
     if recipe.patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=recipe.patience))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience)
+        )
     return callbacks
 
 
@@ -222,7 +235,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     x_train, y_train = _subset(train_split, classes)
     x_sel, y_sel = _subset(sel_split, classes)
     if cfg.limit:
-        pick = np.random.default_rng(cfg.seed).permutation(len(y_train))[:cfg.limit]
+        pick = np.random.default_rng(cfg.seed).permutation(len(y_train))[: cfg.limit]
         x_train, y_train = x_train[pick], y_train[pick]
     if len(y_train) == 0 or len(y_sel) == 0:
         raise DataError(f"{cfg.data}: no training or selection faces of the chosen classes")
@@ -235,24 +248,49 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     state = _RunState(out)
     epochs = cfg.epochs or recipe.epochs
     meta = ModelMetadata(
-        labels=classes, input_shape=[cfg.size, cfg.size, 1], arch=cfg.arch,
-        training={"data": Path(cfg.data).name, "train_split": train_name, "selection_split": sel_name,
-                  "train_faces": len(y_train), "epochs": epochs, "seed": cfg.seed,
-                  "recipe": asdict(recipe)},
-        command=current_command())
+        labels=classes,
+        input_shape=[cfg.size, cfg.size, 1],
+        arch=cfg.arch,
+        training={
+            "data": Path(cfg.data).name,
+            "train_split": train_name,
+            "selection_split": sel_name,
+            "train_faces": len(y_train),
+            "epochs": epochs,
+            "seed": cfg.seed,
+            "recipe": asdict(recipe),
+        },
+        command=current_command(),
+    )
     if cfg.resume:
         state.load()
         model = keras.models.load_model(state.last_model)
-        logger.info("resuming %s at epoch %d (best selection accuracy %.4f)",
-                    cfg.arch, state.epoch, state.best)
+        logger.info(
+            "resuming %s at epoch %d (best selection accuracy %.4f)",
+            cfg.arch,
+            state.epoch,
+            state.best,
+        )
     else:
-        model = get_arch(cfg.arch).build(len(classes), cfg.size, **(
-            {"backbone_weights": cfg.backbone_weights} if cfg.arch == "seed-001-vgg16" else {}))
-        model.compile(optimizer=_make_optimizer(recipe),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-                      metrics=["accuracy"])
-    logger.info("%s: %d parameters; %d training faces (%s), %d selection faces (%s)",
-                cfg.arch, model.count_params(), len(y_train), train_name, len(y_sel), sel_name)
+        model = get_arch(cfg.arch).build(
+            len(classes),
+            cfg.size,
+            **({"backbone_weights": cfg.backbone_weights} if cfg.arch == "seed-001-vgg16" else {}),
+        )
+        model.compile(
+            optimizer=_make_optimizer(recipe),
+            loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+            metrics=["accuracy"],
+        )
+    logger.info(
+        "%s: %d parameters; %d training faces (%s), %d selection faces (%s)",
+        cfg.arch,
+        model.count_params(),
+        len(y_train),
+        train_name,
+        len(y_sel),
+        sel_name,
+    )
     if cfg.arch == "seed-001-vgg16" and not cfg.backbone_weights:
         logger.warning("no --backbone-weights given: the VGG16 backbone trains from scratch")
 
@@ -260,26 +298,36 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         model.fit(
             _dataset(x_train, y_train, len(classes), recipe, cfg.seed, training=True),
             validation_data=_dataset(x_sel, y_sel, len(classes), recipe, cfg.seed, training=False),
-            epochs=epochs, initial_epoch=state.epoch, shuffle=False,
+            epochs=epochs,
+            initial_epoch=state.epoch,
+            shuffle=False,
             class_weight=balanced_class_weights(y_train, len(classes)) if recipe.class_weights else None,
             callbacks=_callbacks(cfg, recipe, out, state, meta),
-            verbose=1 if sys.stdout.isatty() else 2)
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
     selection = Split(x_sel, np.asarray([LABELS.index(classes[i]) for i in y_sel]))
     return _finish(out, cfg.data, sel_name, selection, state)
 
 
-def _finish(out: Path, data: str, sel_name: str, selection: Split,
-            state: _RunState) -> dict[str, Any]:
+def _finish(out: Path, data: str, sel_name: str, selection: Split, state: _RunState) -> dict[str, Any]:
     """Score the best model on the selection split; write report, curves, confusion."""
     from fer_edge.training.evaluate import evaluate_split, load_classifier
     from fer_edge.training.plots import plot_confusion, plot_curves
 
     model = load_classifier(out / "model.keras")
     evaluation = evaluate_split(model, selection)
-    report = {"model": str(out / "model.keras"), "data": data, "split": sel_name,
-              **evaluation.report}
+    report = {
+        "model": str(out / "model.keras"),
+        "data": data,
+        "split": sel_name,
+        **evaluation.report,
+    }
     write_json(out / "report.json", report)
     plot_curves(state.history, out / "curves.png")
-    plot_confusion(report["confusion"], evaluation.labels, out / "confusion.png",
-                   f"{sel_name}: accuracy {report['accuracy']:.3f}")
+    plot_confusion(
+        report["confusion"],
+        evaluation.labels,
+        out / "confusion.png",
+        f"{sel_name}: accuracy {report['accuracy']:.3f}",
+    )
     return report

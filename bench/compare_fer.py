@@ -1,0 +1,144 @@
+"""Side by side: fer-edge's pipeline against the `fer` package on the same 1080p25 video.
+
+Builds a 10 s 1080p25 H.264 clip (1 s GOP, camera-like noise) of two moving copies of
+scikit-image's astronaut portrait, then analyses one frame per second with
+  (a) fer-edge: key-frame-only decoding, downscaled Haar detection, the bundled int8 model;
+  (b) fer (`pip install --no-deps fer`), as its README uses it: OpenCV decodes every frame,
+      `FER().detect_emotions(frame)` (its Haar cascade, its bundled TFLite mini-Xception).
+CPU time is process CPU time (all threads), measured in this one run. Prints both tools'
+emotions per analysed second and the ratios. Usage: python bench/compare_fer.py [--seconds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2
+import numpy as np
+from fer_edge.daemon.bench import _stream_cpu, per_face
+from fer_edge.daemon.config import DetectorConfig
+from fer_edge.daemon.democlip import Sprite, write_clip
+from fer_edge.daemon.detect import create_detector
+from fer_edge.daemon.pipeline import FacePipeline
+
+from fer_edge.cli import BUNDLED_MODEL
+from fer_edge.runtime import EmotionModel, RuntimeOptions
+
+WIDTH, HEIGHT, FPS = 1920, 1080, 25
+SPRITES = [
+    Sprite(scale=1.4, x=200, y=150, vx=40, vy=30),
+    Sprite(scale=1.0, x=1300, y=500, vx=-35, vy=-25),
+]
+
+
+def load_fer() -> object:
+    try:
+        from fer.fer import FER
+    except ImportError:
+        sys.exit(
+            "compare_fer: the `fer` package is missing: pip install --no-deps fer "
+            "(it needs tensorflow, which `pip install -e .[train]` brings)"
+        )
+    return FER()
+
+
+def fer_edge_outputs(clip: Path, pipeline: FacePipeline) -> list[list[str]]:
+    import av
+    from fer_edge.daemon.ingest import _gray
+
+    out = []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        for frame in container.decode(stream):
+            out.append([f.emotion for f in pipeline.analyse(_gray(frame)).faces])
+    return out
+
+
+def fer_run(clip: Path, detector: object, seconds: float) -> tuple[float, list[list[str]]]:
+    """CPU seconds per stream second for `fer`, and its top emotions per analysed second."""
+    capture = cv2.VideoCapture(str(clip))
+    start = time.process_time()
+    outputs, index = [], 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % FPS == 0:
+            faces = detector.detect_emotions(frame)  # type: ignore[attr-defined]
+            outputs.append([max(f["emotions"], key=f["emotions"].get) for f in faces])
+        index += 1
+    cpu = (time.process_time() - start) / seconds
+    capture.release()
+    return cpu, outputs
+
+
+def fer_per_face_ms(runs: int = 300) -> float:
+    from fer.fer import FER
+
+    interpreter = FER._tflite_interpreter_cache
+    detail = interpreter.get_input_details()[0]
+    face = np.random.default_rng(0).random(detail["shape"]).astype(detail["dtype"])
+    for _ in range(10):
+        interpreter.set_tensor(detail["index"], face)
+        interpreter.invoke()
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        interpreter.set_tensor(detail["index"], face)
+        interpreter.invoke()
+        samples.append((time.perf_counter() - t) * 1000)
+    return float(np.percentile(samples, 50))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    fer_detector = load_fer()
+    model = EmotionModel(BUNDLED_MODEL, RuntimeOptions(num_threads=1))
+    pipeline = FacePipeline(create_detector(DetectorConfig()), model)
+    with tempfile.TemporaryDirectory(prefix="fer-edge-compare-") as tmp:
+        clip = write_clip(
+            Path(tmp) / "clip.mp4",
+            SPRITES,
+            args.seconds,
+            fps=FPS,
+            width=WIDTH,
+            height=HEIGHT,
+            gop_s=1.0,
+            noise=4.0,
+        )
+        ours_cpu = _stream_cpu(clip, args.seconds, True, pipeline)
+        keyframe_decode = _stream_cpu(clip, args.seconds, True, None)
+        ours_out = fer_edge_outputs(clip, pipeline)
+        theirs_cpu, theirs_out = fer_run(clip, fer_detector, args.seconds)
+    ours_face = per_face(str(BUNDLED_MODEL), 1, 300)["p50"]
+    theirs_face = fer_per_face_ms()
+    print(f"video: {args.seconds:.0f} s of 1080p25 H.264, 1 s GOP, 2 faces; analysed at 1 Hz")
+    print(f"{'second':>6}  {'fer-edge':<28} fer")
+    for i in range(max(len(ours_out), len(theirs_out))):
+        ours = ", ".join(ours_out[i]) if i < len(ours_out) else "-"
+        theirs = ", ".join(theirs_out[i]) if i < len(theirs_out) else "-"
+        print(f"{i:>6}  {ours:<28} {theirs}")
+    print(
+        f"CPU s per analysed second: fer-edge {ours_cpu:.4f} (key-frame decoding alone "
+        f"{keyframe_decode:.4f}, {ours_cpu / keyframe_decode:.2f}x)  fer {theirs_cpu:.4f}  "
+        f"-> fer uses {theirs_cpu / ours_cpu:.1f}x the CPU"
+    )
+    print(
+        f"per face, 1 thread p50: fer-edge {ours_face:.3f} ms  fer {theirs_face:.3f} ms  "
+        f"-> ratio {theirs_face / ours_face:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

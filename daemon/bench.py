@@ -1,0 +1,186 @@
+"""``fer-edge bench``: what one camera box can carry, measured on this machine.
+
+Per-face classification latency (1 and N threads), per-frame pipeline latency at 720p/1080p with
+0, 1 and 4 faces for each detector, and the CPU that one 1080p25 H.264 stream costs at 1 Hz with
+all-frame versus key-frame-only decoding, beside what decoding alone costs in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from fer_edge.daemon.config import DetectorConfig
+from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
+from fer_edge.daemon.detect import create_detector
+from fer_edge.daemon.ingest import _gray
+from fer_edge.daemon.pipeline import FacePipeline
+
+from fer_edge.preprocess import scale_pixels, to_gray
+from fer_edge.runtime import EmotionModel, RuntimeOptions
+
+RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
+FACE_COUNTS = (0, 1, 4)
+
+
+@dataclass
+class BenchOptions:
+    model: str
+    quick: bool = False
+    threads: int = os.cpu_count() or 1
+    blazeface_model: str | None = None
+
+
+def _percentiles(samples_ms: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(float(np.percentile(samples_ms, 50)), 3),
+        "p95": round(float(np.percentile(samples_ms, 95)), 3),
+    }
+
+
+def _time_ms(fn: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def per_face(model_path: str, threads: int, runs: int) -> dict[str, float]:
+    model = EmotionModel(model_path, RuntimeOptions(num_threads=threads))
+    spec = model.metadata.input_spec()
+    face = scale_pixels(np.random.default_rng(0).integers(0, 256, (1, spec.size, spec.size), np.uint8), spec)
+    return _percentiles(_time_ms(lambda: model.predict(face), runs))
+
+
+def _sprites(count: int, width: int, height: int) -> list[Sprite]:
+    """``count`` non-overlapping faces about a fifth of the frame height."""
+    scale = height / 5 / 95
+    side = 210 * scale
+    return [
+        Sprite(scale=scale, x=(i + 0.2) * (width - side) / max(1, count), y=height * 0.3)
+        for i in range(count)
+    ]
+
+
+def per_frame(pipeline: FacePipeline, runs: int) -> dict[str, dict[str, dict[str, float]]]:
+    face = face_image()
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, (width, height) in RESOLUTIONS.items():
+        table[name] = {}
+        for count in FACE_COUNTS:
+            frame = render_frame(face, _sprites(count, width, height), 0.0, width, height)
+            luma = to_gray(frame)
+            table[name][str(count)] = _percentiles(
+                _time_ms(lambda lu=luma: pipeline.analyse(lu), runs, warmup=2)
+            )
+    return table
+
+
+def _stream_cpu(clip: Path, seconds: float, keyframes_only: bool, pipeline: FacePipeline | None) -> float:
+    """CPU seconds per stream second: decode (all or key frames), analyse newest frame at 1 Hz."""
+    start = time.process_time()
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"
+        next_tick = 0.0
+        for frame in container.decode(stream):
+            if pipeline is not None and (frame.time or 0.0) + 1e-6 >= next_tick:
+                pipeline.analyse(_gray(frame))
+                next_tick += 1.0
+    return (time.process_time() - start) / seconds
+
+
+def stream_costs(pipeline: FacePipeline, quick: bool) -> dict[str, Any]:
+    seconds = 3.0 if quick else 10.0
+    width, height = RESOLUTIONS["1080p"]
+    with tempfile.TemporaryDirectory(prefix="fer-edge-bench-") as tmp:
+        clip = write_clip(
+            Path(tmp) / "1080p25.mp4",
+            _sprites(1, width, height),
+            seconds,
+            fps=25,
+            width=width,
+            height=height,
+            gop_s=1.0,
+            noise=4.0,
+        )
+        costs = {
+            "decode_all": _stream_cpu(clip, seconds, False, None),
+            "decode_keyframes": _stream_cpu(clip, seconds, True, None),
+            "pipeline_all_frames_1hz": _stream_cpu(clip, seconds, False, pipeline),
+            "pipeline_keyframes_1hz": _stream_cpu(clip, seconds, True, pipeline),
+        }
+    return {
+        "seconds": seconds,
+        "cpu_s_per_s": {k: round(v, 4) for k, v in costs.items()},
+        "ratio_pipeline_keyframes_vs_keyframe_decode": round(
+            costs["pipeline_keyframes_1hz"] / costs["decode_keyframes"], 2
+        ),
+        "ratio_all_frames_vs_keyframes": round(
+            costs["pipeline_all_frames_1hz"] / costs["pipeline_keyframes_1hz"], 2
+        ),
+    }
+
+
+def run_bench(options: BenchOptions) -> dict[str, Any]:
+    runs = 50 if options.quick else 300
+    frame_runs = 5 if options.quick else 30
+    model = EmotionModel(options.model, RuntimeOptions(num_threads=1))
+    detectors = {"haar": DetectorConfig()}
+    if options.blazeface_model:
+        detectors["blazeface"] = DetectorConfig(kind="blazeface", model_path=Path(options.blazeface_model))
+    pipelines = {name: FacePipeline(create_detector(cfg), model) for name, cfg in detectors.items()}
+    return {
+        "model": Path(options.model).name,
+        "per_face_ms": per_face(options.model, 1, runs),
+        "per_face_ms_n_threads": {
+            "threads": options.threads,
+            **per_face(options.model, options.threads, runs),
+        },
+        "per_frame_ms": {name: per_frame(p, frame_runs) for name, p in pipelines.items()},
+        "stream_1080p25": stream_costs(pipelines["haar"], options.quick),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = [
+        f"model {report['model']}",
+        f"per face (1 thread)   p50 {report['per_face_ms']['p50']:.3f} ms   "
+        f"p95 {report['per_face_ms']['p95']:.3f} ms",
+        f"per face ({report['per_face_ms_n_threads']['threads']} threads)  "
+        f"p50 {report['per_face_ms_n_threads']['p50']:.3f} ms   "
+        f"p95 {report['per_face_ms_n_threads']['p95']:.3f} ms",
+        "per frame, detect + classify (ms, p50 / p95):",
+    ]
+    for detector, table in report["per_frame_ms"].items():
+        for resolution, rows in table.items():
+            cells = "   ".join(f"{n} faces {r['p50']:.1f} / {r['p95']:.1f}" for n, r in rows.items())
+            lines.append(f"  {detector:<9} {resolution:<6} {cells}")
+    stream = report["stream_1080p25"]
+    cpu = stream["cpu_s_per_s"]
+    lines += [
+        f"one 1080p25 stream (1 s GOP), CPU seconds per second, analysed at 1 Hz "
+        f"({stream['seconds']:.0f} s clip):",
+        f"  decode all frames           {cpu['decode_all']:.3f}",
+        f"  decode key frames only      {cpu['decode_keyframes']:.3f}",
+        f"  pipeline, all frames        {cpu['pipeline_all_frames_1hz']:.3f}",
+        f"  pipeline, key frames only   {cpu['pipeline_keyframes_1hz']:.3f}   "
+        f"({stream['ratio_pipeline_keyframes_vs_keyframe_decode']:.2f}x key-frame decoding)",
+        f"peak RSS {report['peak_rss_mb']:.0f} MB",
+    ]
+    return "\n".join(lines)

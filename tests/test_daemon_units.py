@@ -1,0 +1,211 @@
+"""Daemon parts that need no server: config validation, secrets, spool, tracker, notify, masking."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fer_edge.daemon.config import load_config
+from fer_edge.daemon.ingest import mask_url
+from fer_edge.daemon.payloads import Topics, discovery_payload, iso_ms, state_payload
+from fer_edge.daemon.pipeline import Analysis, FaceResult
+from fer_edge.daemon.service import MaskSecrets, Watchdog, sd_notify
+from fer_edge.daemon.spool import Spool
+from fer_edge.daemon.track import FaceTracker, iou
+
+from fer_edge.cli import main
+from fer_edge.errors import ConfigError
+
+GOOD = """\
+mqtt:
+  host: 127.0.0.1
+cameras:
+  door:
+    url: rtsp://viewer:${CAM_PASSWORD}@192.0.2.10/stream1
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_gets_defaults_and_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "pa55")
+    config = load_config(_write(tmp_path, GOOD))
+    assert config.cameras["door"].url == "rtsp://viewer:pa55@192.0.2.10/stream1"
+    assert config.mqtt.port == 1883 and config.mqtt.base_topic == "fer-edge"
+    assert config.detector.kind == "haar" and config.model.delegate == "cpu"
+    assert config.cameras["door"].interval_s == 1.0
+
+
+def test_secrets_from_systemd_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CAM_PASSWORD", raising=False)
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "CAM_PASSWORD").write_text("from-credential\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert "from-credential@" in load_config(_write(tmp_path, GOOD)).cameras["door"].url
+
+
+BAD_CONFIGS = [
+    (GOOD + "    colour: blue\n", r"config\.yaml:6: cameras\.door\.colour: unknown key"),
+    (
+        GOOD.replace("host: 127.0.0.1", "host: 127.0.0.1\n  port: many"),
+        r"config\.yaml:3: mqtt\.port: .*integer.*'many'",
+    ),
+    (
+        "mqtt:\n  host: h\ncameras:\n  door:\n    interval_s: 1\n",
+        r"config\.yaml:5: cameras\.door\.url: required key is missing",
+    ),
+    (
+        GOOD + "model:\n  path: /nonexistent/model.tflite\n",
+        r"config\.yaml:7: model: model file /nonexistent/model\.tflite does not exist",
+    ),
+    ("mqtt:\n  host: h\ncameras: {}\n", r"cameras: .*at least 1"),
+    ("mqtt: [\n", r"config\.yaml:\d+: invalid YAML"),
+    (
+        GOOD.replace("${CAM_PASSWORD}", "${NOT_SET_ANYWHERE}"),
+        r"cameras\.door\.url: \$\{NOT_SET_ANYWHERE\} is not set",
+    ),
+    (GOOD + "detector:\n  kind: blazeface\n", r"detector: kind blazeface needs model_path"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_CONFIGS)
+def test_bad_configs_name_line_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    with pytest.raises(ConfigError, match=message):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("text", [BAD_CONFIGS[0][0], BAD_CONFIGS[1][0], BAD_CONFIGS[2][0], BAD_CONFIGS[3][0]])
+def test_cli_bad_config_exits_78_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    assert main(["run", "--config", str(_write(tmp_path, text))]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.yaml:" in err[0]
+
+
+def test_cli_corrupt_model_exits_78(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"junk")
+    model.with_suffix(".json").write_text(json.dumps({"labels": ["happy", "sad"]}))
+    config = _write(tmp_path, GOOD + f"model:\n  path: {model}\nstate_dir: {tmp_path}/s\n")
+    assert main(["run", "--config", str(config)]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.path" in err[0] and "not a loadable TFLite model" in err[0]
+
+
+def test_check_validates_and_exits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    assert main(["run", "--config", str(_write(tmp_path, GOOD)), "--check"]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert main(["run", "--config", str(tmp_path / "missing.yaml")]) == 66
+
+
+def test_spool_is_fifo_bounded_and_survives_reopen(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.db", max_messages=10)
+    ids = [spool.append("t", f"m{i}".encode()) for i in range(15)]
+    assert spool.depth == 10 and spool.dropped == 5
+    pending = spool.pending()
+    assert [m.payload for m in pending] == [f"m{i}".encode() for i in range(5, 15)]
+    spool.ack(ids[5])
+    assert spool.pending(limit=1)[0].payload == b"m6"
+    assert [spool.next_seq("door") for _ in range(3)] == [1, 2, 3]
+    spool.close()
+    reopened = Spool(tmp_path / "s.db", max_messages=10)
+    assert reopened.depth == 9 and reopened.dropped == 5 and reopened.next_seq("door") == 4
+    assert reopened.next_seq("hall") == 1
+
+
+def test_tracker_keeps_ids_for_moving_faces_and_smooths() -> None:
+    tracker = FaceTracker(smoothing=0.5)
+    one_hot = np.eye(7, dtype=np.float32)
+    first = tracker.update([(100, 100, 80, 80), (400, 100, 60, 60)], one_hot[[3, 4]])
+    # a second later each face moved most of a box width: same ids, not swapped
+    second = tracker.update([(410, 130, 60, 60), (160, 120, 80, 80)], one_hot[[4, 0]])
+    assert [t.id for t in second] == [first[1].id, first[0].id]
+    assert np.allclose(second[1].scores, 0.5 * one_hot[3] + 0.5 * one_hot[0])
+    third = tracker.update([(900, 600, 80, 80)], one_hot[[6]])
+    assert third[0].id not in {first[0].id, first[1].id}
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rtsp://admin:hunter2@10.0.0.1/s", "rtsp://admin:***@10.0.0.1/s"),
+        ("open rtsp://u:p@h:554/a failed", "open rtsp://u:***@h:554/a failed"),
+        ("rtsp://10.0.0.1/s", "rtsp://10.0.0.1/s"),
+    ],
+)
+def test_mask_url(text: str, expected: str) -> None:
+    assert mask_url(text) == expected
+
+
+def test_log_filter_masks_arguments(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("fer_edge.test_mask")
+    logger.addFilter(MaskSecrets())
+    with caplog.at_level(logging.INFO):
+        logger.info("opening %s", "rtsp://u:topsecret@h/s")
+    assert "topsecret" not in caplog.text and "u:***@h" in caplog.text
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="unix datagram sockets")
+def test_sd_notify_and_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(2)
+        monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+        assert sd_notify("READY=1") is False
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        assert sd_notify("READY=1") is True
+        assert sock.recv(100) == b"READY=1"
+        monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+        watchdog = Watchdog()
+        assert watchdog.interval_s == 0.5
+        watchdog.progress()
+        assert sock.recv(100) == b"WATCHDOG=1"
+
+
+def test_payloads_follow_the_contract() -> None:
+    topics = Topics("fer-edge", "box-1")
+    assert topics.emotions("door") == "fer-edge/box-1/door/emotions"
+    assert topics.discovery("door") == "homeassistant/sensor/box-1_door_emotion/config"
+    assert iso_ms(0.1234) == "1970-01-01T00:00:00.123Z"
+    scores = {"happy": 0.9, "sad": 0.1}
+    analysis = Analysis(
+        [
+            FaceResult(1, (0, 0, 9, 9), "happy", 0.9, scores),
+            FaceResult(2, (20, 0, 9, 9), "sad", 0.6, scores),
+            FaceResult(3, (40, 0, 9, 9), "happy", 0.7, scores),
+        ]
+    )
+    state = state_payload(analysis, 0.0)
+    assert state["faces"] == 3 and state["dominant"] == "happy"
+    assert state_payload(Analysis([]), 0.0)["dominant"] is None
+    discovery = discovery_payload(topics, "door")
+    assert discovery["availability_topic"] == "fer-edge/box-1/availability"
+    assert discovery["unique_id"] == "fer_edge_box-1_door_emotion"

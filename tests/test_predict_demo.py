@@ -1,0 +1,103 @@
+"""The newcomer's commands: ``fer-edge run --demo`` and ``fer-edge predict``, on real faces."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
+
+from fer_edge.cli import BUNDLED_MODEL, main
+
+NO_TF = (
+    "import sys; from fer_edge.cli import main; code = main(sys.argv[1:]); "
+    "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TF'; "
+    "sys.exit(code)"
+)
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-image's astronaut portrait (a smiling face), as a PNG file."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    return path
+
+
+def test_bundled_model_is_the_default_and_ships_metadata() -> None:
+    assert BUNDLED_MODEL.is_file() and BUNDLED_MODEL.stat().st_size <= 1_000_000
+    meta = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+    assert meta["quantization"]["mode"] == "int8" and len(meta["labels"]) == 7
+    assert "calibrate" in meta["command"] and "--mode int8" in meta["command"]
+
+
+def test_predict_finds_the_astronaut_smiling(astronaut: Path, tmp_path: Path) -> None:
+    annotated = tmp_path / "annotated.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            NO_TF,
+            "predict",
+            str(astronaut),
+            "--json",
+            "-",
+            "--annotate",
+            str(annotated),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert len(document["faces"]) == 1
+    face = document["faces"][0]
+    assert face["emotion"] == "happy", face["scores"]
+    x, y, w, h = face["box"]
+    assert 150 < x + w / 2 < 300 and 60 < y + h / 2 < 200  # the face, not the flag or the suit
+    image = cv2.imread(str(annotated))
+    assert image is not None and image.shape == (512, 512, 3)
+
+
+def test_predict_video_samples_about_one_frame_a_second(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3, fps=10)
+    assert main(["-q", "predict", str(clip), "--json", "-"]) == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    assert [f["t"] for f in frames] == [0.0, 1.0, 2.0]
+    assert all(len(f["faces"]) == 2 for f in frames)
+
+
+@pytest.mark.parametrize(("content", "code"), [(None, 66), (b"not media at all", 65)])
+def test_predict_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, code: int
+) -> None:
+    path = tmp_path / "input.jpg"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["-q", "predict", str(path)]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "input.jpg" in err[0]
+
+
+def test_demo_prints_emotions_documents_without_tensorflow() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TF, "-q", "run", "--demo", "--duration", "3.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    documents = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(documents) >= 3
+    assert [d["seq"] for d in documents] == list(range(1, len(documents) + 1))
+    assert all(d["schema"] == 1 and d["camera"] == "demo" for d in documents)
+    assert sum(len(d["faces"]) for d in documents) >= 2 * len(documents) - 1
