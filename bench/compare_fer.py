@@ -22,13 +22,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2
 import numpy as np
+
+from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.bench import _stream_cpu, per_face
-from fer_edge.daemon.config import DetectorConfig
+from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.pipeline import FacePipeline
-
-from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25
@@ -51,6 +51,7 @@ def load_fer() -> object:
 
 def fer_edge_outputs(clip: Path, pipeline: FacePipeline) -> list[list[str]]:
     import av
+
     from fer_edge.daemon.ingest import _gray
 
     out = []
@@ -104,7 +105,7 @@ def main() -> int:
     args = parser.parse_args()
     fer_detector = load_fer()
     model = EmotionModel(BUNDLED_MODEL, RuntimeOptions(num_threads=1))
-    pipeline = FacePipeline(create_detector(DetectorConfig()), model)
+    pipeline = FacePipeline(create_detector(DetectorConfig()), model, ModelConfig().tta)
     with tempfile.TemporaryDirectory(prefix="fer-edge-compare-") as tmp:
         clip = write_clip(
             Path(tmp) / "clip.mp4",

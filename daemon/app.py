@@ -27,7 +27,6 @@ from fer_edge.daemon.publish import MqttPublisher
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
-
 from fer_edge.errors import ConfigError, FerEdgeError
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
@@ -78,7 +77,7 @@ class Daemon:
             )
         except FerEdgeError as e:
             raise ConfigError(f"model.path: {e}") from e
-        self.pipeline = FacePipeline(create_detector(config.detector), self.model)
+        self.pipeline = FacePipeline(create_detector(config.detector), self.model, config.model.tta)
         self.spool = Spool(config.state_dir / "spool.sqlite3", config.spool.max_messages)
         self.publisher = (
             MqttPublisher(

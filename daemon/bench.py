@@ -18,12 +18,12 @@ from typing import Any
 
 import av
 import numpy as np
-from fer_edge.daemon.config import DetectorConfig
+
+from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.ingest import _gray
 from fer_edge.daemon.pipeline import FacePipeline
-
 from fer_edge.preprocess import scale_pixels, to_gray
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
@@ -37,6 +37,7 @@ class BenchOptions:
     quick: bool = False
     threads: int = os.cpu_count() or 1
     blazeface_model: str | None = None
+    tta: str = ModelConfig.model_fields["tta"].default  # what the daemon does by default
 
 
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -143,9 +144,12 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     detectors = {"haar": DetectorConfig()}
     if options.blazeface_model:
         detectors["blazeface"] = DetectorConfig(kind="blazeface", model_path=Path(options.blazeface_model))
-    pipelines = {name: FacePipeline(create_detector(cfg), model) for name, cfg in detectors.items()}
+    pipelines = {
+        name: FacePipeline(create_detector(cfg), model, options.tta) for name, cfg in detectors.items()
+    }
     return {
         "model": Path(options.model).name,
+        "tta": options.tta,
         "per_face_ms": per_face(options.model, 1, runs),
         "per_face_ms_n_threads": {
             "threads": options.threads,

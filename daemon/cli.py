@@ -126,14 +126,13 @@ def predict(args: argparse.Namespace) -> int:
     from fer_edge.daemon.config import DetectorConfig
     from fer_edge.daemon.detect import create_detector
     from fer_edge.daemon.pipeline import FacePipeline
-
     from fer_edge.preprocess import to_gray
     from fer_edge.runtime import EmotionModel, RuntimeOptions
 
     path = Path(args.path)
     media = _read_media(path)
     detector = create_detector(DetectorConfig(min_face_px=args.min_face))
-    pipeline = FacePipeline(detector, EmotionModel(args.model, RuntimeOptions(num_threads=2)))
+    pipeline = FacePipeline(detector, EmotionModel(args.model, RuntimeOptions(num_threads=2)), args.tta)
     results = []
     for t, image in media:
         analysis = pipeline.analyse(to_gray(image))

@@ -66,6 +66,9 @@ class ModelConfig(_Base):
     delegate: str = Field("cpu", description="cpu | gpu | edgetpu | /path/to/delegate.so")
     num_threads: int = Field(1, ge=1, le=64)
     fallback_to_cpu: bool = True
+    tta: Literal["none", "flip"] = Field(
+        "flip", description="average each face with its mirror image (one batch, ~1.6x per face)"
+    )
 
     @model_validator(mode="after")
     def _model_exists(self) -> ModelConfig:

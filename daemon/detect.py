@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import cv2
 import numpy as np
-from fer_edge.daemon.config import DetectorConfig
 
+from fer_edge.daemon.config import DetectorConfig
 from fer_edge.errors import ConfigError, DataError
 from fer_edge.preprocess import Box
 from fer_edge.runtime import RuntimeOptions, find_runtime

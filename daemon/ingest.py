@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import av
 import cv2
 import numpy as np
+
 from fer_edge.daemon.config import CameraConfig
 
 logger = logging.getLogger(__name__)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from fer_edge.daemon.pipeline import Analysis
-
 from fer_edge import __version__
+from fer_edge.daemon.pipeline import Analysis
 
 SCHEMA = 1
 

@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from fer_edge.daemon.detect import FaceDetector
 from fer_edge.daemon.track import FaceTracker
-
 from fer_edge.preprocess import preprocess_faces
 from fer_edge.runtime import EmotionModel
 
@@ -44,11 +44,25 @@ class Analysis:
 class FacePipeline:
     """Detector + emotion model; one :class:`FaceTracker` per camera is passed in by the caller."""
 
-    def __init__(self, detector: FaceDetector, model: EmotionModel) -> None:
+    def __init__(self, detector: FaceDetector, model: EmotionModel, tta: str = "none") -> None:
+        if tta not in ("none", "flip"):
+            raise ValueError(f"tta must be 'none' or 'flip'; received {tta!r}")
         self.detector = detector
         self.model = model
+        self.tta = tta
         self.spec = model.metadata.input_spec()
         self.labels = list(model.labels)
+
+    def _classify(self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+        """Class probabilities per box; with ``tta='flip'`` averaged with the mirrored face,
+        both in one batch (one interpreter call)."""
+        if not boxes:
+            return np.zeros((0, len(self.labels)), np.float32)
+        faces = preprocess_faces(gray, boxes, self.spec)
+        if self.tta == "none":
+            return self.model.predict(faces)
+        both = self.model.predict(np.concatenate([faces, faces[:, :, ::-1]]))
+        return (both[: len(faces)] + both[len(faces) :]) / 2.0
 
     def analyse(self, gray: np.ndarray, tracker: FaceTracker | None = None) -> Analysis:
         """Faces with emotions in a gray frame; ``timing_ms`` has ``detect`` and ``classify``."""
@@ -56,11 +70,7 @@ class FacePipeline:
         detections = self.detector.detect(gray)
         t1 = time.perf_counter()
         boxes = [d.box for d in detections]
-        probs = (
-            self.model.predict(preprocess_faces(gray, boxes, self.spec))
-            if boxes
-            else np.zeros((0, len(self.labels)), np.float32)
-        )
+        probs = self._classify(gray, boxes)
         t2 = time.perf_counter()
         tracks = tracker.update(boxes, probs) if tracker is not None else None
         faces = []

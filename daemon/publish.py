@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any
 
 import paho.mqtt.client as mqtt
+
 from fer_edge.daemon.config import MqttConfig
 from fer_edge.daemon.payloads import Topics
 from fer_edge.daemon.spool import Spool

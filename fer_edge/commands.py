@@ -258,6 +258,12 @@ def _add_predict(sub: Any, add_common: AddCommon) -> None:
     add_common(p, data=False)
     p.add_argument("--annotate", metavar="OUT", help="write the image with boxes and scores")
     p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip"],
+        default="flip",
+        help="average each face with its mirror image (the daemon's default)",
+    )
     p.set_defaults(handler=_predict)
 
 

@@ -15,16 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fer_edge.quantize.convert import MODES, convert, representative_faces
-from fer_edge.quantize.inspect import float_ops
-from fer_edge.training.data import load_dataset
-from fer_edge.training.evaluate import evaluate_split, load_classifier
 
 from fer_edge.atomic import atomic_path
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.metadata import ModelMetadata, current_command, load_metadata, save_metadata
 from fer_edge.preprocess import scale_pixels
+from fer_edge.quantize.convert import MODES, convert, representative_faces
+from fer_edge.quantize.inspect import float_ops
 from fer_edge.runtime import EmotionModel, RuntimeOptions
+from fer_edge.training.data import load_dataset
+from fer_edge.training.evaluate import evaluate_split, load_classifier
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from fer_edge.training.data import Split
 
 from fer_edge.errors import DataError, UsageError
+from fer_edge.training.data import Split
 
 logger = logging.getLogger(__name__)
 

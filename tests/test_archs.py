@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fer_edge.training.archs import ARCHS, build_model, get_arch
 
 from fer_edge.errors import UsageError
+from fer_edge.training.archs import ARCHS, build_model, get_arch
 
 
 @pytest.mark.parametrize("name", list(ARCHS))

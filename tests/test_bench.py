@@ -16,8 +16,12 @@ def _numbers(node: object, path: str = "") -> list[tuple[str, float]]:
 
 
 def test_bench_quick_json_has_every_field() -> None:
-    result = subprocess.run([sys.executable, "-m", "fer_edge.cli", "-q", "bench", "--quick", "--json", "-"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_edge.cli", "-q", "bench", "--quick", "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"p50", "p95"} <= set(report["per_face_ms"])
@@ -25,7 +29,11 @@ def test_bench_quick_json_has_every_field() -> None:
     for resolution in ("720p", "1080p"):
         assert set(report["per_frame_ms"]["haar"][resolution]) == {"0", "1", "4"}
     assert set(report["stream_1080p25"]["cpu_s_per_s"]) == {
-        "decode_all", "decode_keyframes", "pipeline_all_frames_1hz", "pipeline_keyframes_1hz"}
+        "decode_all",
+        "decode_keyframes",
+        "pipeline_all_frames_1hz",
+        "pipeline_keyframes_1hz",
+    }
     assert report["peak_rss_mb"] > 0
     numbers = _numbers(report)
     assert len(numbers) >= 25

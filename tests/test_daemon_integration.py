@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fer_edge.daemon.democlip import DEMO_SPRITES, face_boxes, face_image, render_frame
-from fer_edge.daemon.track import iou
 
 from fer_edge.cli import BUNDLED_MODEL
+from fer_edge.daemon.democlip import DEMO_SPRITES, face_boxes, face_image, render_frame
+from fer_edge.daemon.track import iou
 from tests.servers import (
     Mosquitto,
     MqttCollector,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from fer_edge.cli import main
 from fer_edge.daemon.config import load_config
 from fer_edge.daemon.ingest import mask_url
 from fer_edge.daemon.payloads import Topics, discovery_payload, iso_ms, state_payload
@@ -17,8 +19,6 @@ from fer_edge.daemon.pipeline import Analysis, FaceResult
 from fer_edge.daemon.service import MaskSecrets, Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker, iou
-
-from fer_edge.cli import main
 from fer_edge.errors import ConfigError
 
 GOOD = """\

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fer_edge.training.data import load_dataset
 
 from fer_edge.cli import main
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
+from fer_edge.training.data import load_dataset
 from tests.fixtures import synthetic_faces, write_fer_csv, write_image_folder
 
 

@@ -51,12 +51,15 @@ def blazeface_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logits[anchor] = 5.0
     inputs = keras.Input((128, 128, 3), batch_size=1)
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
-    boxes = keras.layers.Dense(896 * 16, kernel_initializer="zeros",
-                               bias_initializer=keras.initializers.Constant(box_bias.ravel()))(pooled)
-    scores = keras.layers.Dense(896, kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(logits))(pooled)
-    model = keras.Model(inputs, [keras.layers.Reshape((896, 16))(boxes),
-                                 keras.layers.Reshape((896, 1))(scores)])
+    boxes = keras.layers.Dense(
+        896 * 16, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(box_bias.ravel())
+    )(pooled)
+    scores = keras.layers.Dense(
+        896, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(logits)
+    )(pooled)
+    model = keras.Model(
+        inputs, [keras.layers.Reshape((896, 16))(boxes), keras.layers.Reshape((896, 1))(scores)]
+    )
     saved = tmp_path_factory.mktemp("bf") / "saved"
     model.export(str(saved), format="tf_saved_model", verbose=False)
     path = saved.parent / "blazeface.tflite"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import cv2
 import pytest
-from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
 
 from fer_edge.cli import BUNDLED_MODEL, main
+from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
 
 NO_TF = (
     "import sys; from fer_edge.cli import main; code = main(sys.argv[1:]); "

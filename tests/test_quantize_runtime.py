@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fer_edge.quantize.inspect import float_ops, read_ops
 
 from fer_edge.cli import main
 from fer_edge.errors import DataError, MissingInputError
 from fer_edge.preprocess import scale_pixels
+from fer_edge.quantize.inspect import float_ops, read_ops
 from fer_edge.runtime import (
     RUNTIMES,
     EmotionModel,

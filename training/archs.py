@@ -241,3 +241,28 @@ def build_model(name: str, num_classes: int, size: int = 48, **options: Any) -> 
     if name == "seed-001-vgg16":
         return arch.build(num_classes, size, backbone_weights=options.get("backbone_weights"))
     return arch.build(num_classes, size)
+
+
+def count_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and dense layers)."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += count_macs(layer)
+            continue
+        if not hasattr(layer, "kernel_size") and not isinstance(layer, layers.Dense):
+            continue
+        out_shape = layer.output.shape
+        in_channels = int(layer.input.shape[-1])
+        if isinstance(layer, layers.Dense):
+            total += in_channels * int(out_shape[-1])
+            continue
+        spatial = int(out_shape[1]) * int(out_shape[2])
+        kh, kw = layer.kernel_size
+        if isinstance(layer, layers.SeparableConv2D):
+            total += spatial * (kh * kw * in_channels + in_channels * int(out_shape[-1]))
+        elif isinstance(layer, layers.DepthwiseConv2D):
+            total += spatial * kh * kw * in_channels
+        else:
+            total += spatial * kh * kw * in_channels * int(out_shape[-1])
+    return total

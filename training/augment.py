@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import tensorflow as tf
+
 from fer_edge.training.robustness import BAND_VALUE, EYE_BAND, TILT_DEGREES
 
 AUGMENTS = ("none", "basic", "strong")

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from fer_edge.training.data import Split
-from fer_edge.training.robustness import CONDITIONS
 
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
@@ -21,6 +19,8 @@ from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.metrics import classification_report
 from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
+from fer_edge.training.data import Split
+from fer_edge.training.robustness import CONDITIONS
 
 logger = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fer_edge.training.archs import Recipe, get_arch
-from fer_edge.training.data import Dataset, Split, load_dataset
 
 from fer_edge.atomic import atomic_path, write_json
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, save_metadata
+from fer_edge.training.archs import Recipe, count_macs, get_arch
+from fer_edge.training.data import Dataset, Split, load_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ def _dataset(
     x: np.ndarray, y: np.ndarray, num_classes: int, recipe: Recipe, seed: int, training: bool
 ) -> Any:
     import tensorflow as tf
+
     from fer_edge.training.augment import make_augmenter
 
     images = x.astype(np.float32)[..., np.newaxis]
@@ -282,6 +283,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
             metrics=["accuracy"],
         )
+    meta.training["params"] = int(model.count_params())
+    meta.training["macs"] = count_macs(model)
     logger.info(
         "%s: %d parameters; %d training faces (%s), %d selection faces (%s)",
         cfg.arch,
