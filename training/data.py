@@ -91,6 +91,16 @@ class Dataset:
         return None
 
 
+def select_classes(split: Split, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Faces of ``classes`` only, with labels re-indexed into ``classes`` (a model's label list)."""
+    mapping = np.full(len(LABELS), -1, np.int64)
+    for i, name in enumerate(classes):
+        mapping[LABELS.index(name)] = i
+    y = mapping[split.labels]
+    keep = y >= 0
+    return split.images[keep], y[keep]
+
+
 def concat(splits: Iterable[Split]) -> Split:
     parts = list(splits)
     if not parts:

@@ -14,12 +14,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from fer_edge.errors import DataError, MissingInputError, UsageError
-from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.metrics import classification_report
 from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from fer_edge.training.data import Split
+from fer_edge.training.data import Split, select_classes
 from fer_edge.training.robustness import CONDITIONS
 
 logger = logging.getLogger(__name__)
@@ -103,17 +102,12 @@ class Evaluation:
 
 def align_split(split: Split, model_labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Keep the faces of classes the model knows, with labels re-indexed to the model's list."""
-    mapping = np.full(len(LABELS), -1, np.int64)
-    for i, name in enumerate(model_labels):
-        mapping[LABELS.index(name)] = i
-    y = mapping[split.labels]
-    keep = y >= 0
-    dropped = int((~keep).sum())
-    if dropped:
-        logger.warning("skipping %d faces of classes the model does not have", dropped)
-    if not keep.any():
+    images, y = select_classes(split, model_labels)
+    if len(y) < len(split):
+        logger.warning("skipping %d faces of classes the model does not have", len(split) - len(y))
+    if not len(y):
         raise DataError("no faces of a class the model knows")
-    return split.images[keep], y[keep]
+    return images, y
 
 
 def evaluate_split(

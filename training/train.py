@@ -23,7 +23,7 @@ from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, save_metadata
 from fer_edge.training.archs import Recipe, count_macs, get_arch
-from fer_edge.training.data import Dataset, Split, load_dataset
+from fer_edge.training.data import Dataset, Split, load_dataset, select_classes
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +70,6 @@ def _class_list(drop: list[str]) -> list[str]:
     if unknown:
         raise UsageError(f"--drop-class {unknown[0]}: unknown class; expected one of {', '.join(LABELS)}")
     return [c for c in LABELS if c not in drop]
-
-
-def _subset(split: Split, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Faces of ``classes`` only, labels re-indexed into ``classes``."""
-    mapping = np.full(len(LABELS), -1, np.int64)
-    for i, name in enumerate(classes):
-        mapping[LABELS.index(name)] = i
-    y = mapping[split.labels]
-    keep = y >= 0
-    return split.images[keep], y[keep]
 
 
 def _splits(dataset: Dataset, seed: int) -> tuple[str, Split, str, Split]:
@@ -233,8 +223,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
     dataset = load_dataset(cfg.data, cfg.size, cfg.cache_dir)
     train_name, train_split, sel_name, sel_split = _splits(dataset, cfg.seed)
-    x_train, y_train = _subset(train_split, classes)
-    x_sel, y_sel = _subset(sel_split, classes)
+    x_train, y_train = select_classes(train_split, classes)
+    x_sel, y_sel = select_classes(sel_split, classes)
     if cfg.limit:
         pick = np.random.default_rng(cfg.seed).permutation(len(y_train))[: cfg.limit]
         x_train, y_train = x_train[pick], y_train[pick]
