@@ -111,11 +111,19 @@ class _Process:
 class Mosquitto(_Process):
     """mosquitto on 127.0.0.1:port, anonymous; with persistence, sessions survive a graceful stop."""
 
-    def __init__(self, workdir: Path, persistent: bool = False) -> None:
+    def __init__(self, workdir: Path, persistent: bool = False, user: tuple[str, str] | None = None) -> None:
         super().__init__()
         self.port = free_port()
         self.conf = workdir / f"mosquitto-{self.port}.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true"]
+        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'false' if user else 'true'}"]
+        if os.geteuid() == 0:  # keep root: the test's files are not readable by user mosquitto
+            lines.append("user root")
+        if user:
+            passwords = workdir / f"mosquitto-{self.port}.passwd"
+            passwords.touch(mode=0o600)
+            tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+            subprocess.run([tool, "-b", str(passwords), *user], check=True, capture_output=True)
+            lines.append(f"password_file {passwords}")
         if persistent:
             store = workdir / f"mosquitto-{self.port}"
             store.mkdir(exist_ok=True)

@@ -199,3 +199,41 @@ def test_calibrate_rejects_bad_arguments(
     )
     assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob(".*"))
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_edgetpu_refuses_a_flatbuffer_with_float_ops(
+    monkeypatch: pytest.MonkeyPatch,
+    converted: dict[str, Path],
+    trained_run: Path,
+    fer_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """If the converter ever leaves a float op in, the check on the bytes catches it."""
+    import fer_edge.quantize.calibrate as calibrate_module
+
+    float_bytes = converted["float32"].read_bytes()
+    monkeypatch.setattr(calibrate_module, "convert", lambda *_a, **_k: float_bytes)
+    out = tmp_path / "tpu.tflite"
+    code = main(
+        [
+            "-q",
+            "calibrate",
+            "--model",
+            str(trained_run / "model.keras"),
+            "--data",
+            str(fer_csv),
+            "--mode",
+            "edgetpu",
+            "--out",
+            str(out),
+            "--cache-dir",
+            "none",
+            "--calibration-size",
+            "14",
+        ]
+    )
+    assert code == 65
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not quantised" in err[0] and "CONV_2D" in err[0]
+    assert list(tmp_path.iterdir()) == []  # nothing half-written

@@ -1,0 +1,69 @@
+"""MQTT 3.1.1 with username/password against a real mosquitto; a file as the camera source."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
+from tests.servers import Mosquitto, MqttCollector, daemon_command, have_mosquitto, wait_for
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed"),
+]
+
+
+def _config(tmp_path: Path, port: int, model: Path, clip: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"""
+device_id: auth-box
+state_dir: {tmp_path / "state"}
+mqtt:
+  host: 127.0.0.1
+  port: {port}
+  protocol: "3.1.1"
+  username: fer
+  password: ${{FER_MQTT_PASSWORD}}
+  discovery: false
+model:
+  path: {model}
+cameras:
+  clip:
+    url: {clip}
+""")
+    return path
+
+
+@pytest.mark.parametrize(("password", "delivered"), [("right-one", True), ("wrong-one", False)])
+def test_username_password_over_mqtt_311(
+    tmp_path: Path, int8_model: Path, password: str, delivered: bool
+) -> None:
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=4)
+    with Mosquitto(tmp_path, user=("fer", "right-one")) as broker:
+        reader = MqttCollector(broker.port, "#")
+        reader.client.username_pw_set("fer", "right-one")
+        wait_for(lambda: reader.client.is_connected(), 10, "the test subscriber")
+        env = {**os.environ, "FER_MQTT_PASSWORD": password}
+        log = tmp_path / "daemon.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                daemon_command(_config(tmp_path, broker.port, int8_model, clip)),
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
+        try:
+            if delivered:
+                wait_for(lambda: len(reader.documents("/clip/emotions")) >= 2, 60, "two results")
+                assert reader.payloads("auth-box/availability")[-1] == b"online"
+            else:
+                wait_for(lambda: "refused the connection" in log.read_text(), 60, "a refusal")
+                assert reader.documents("/clip/emotions") == []
+        finally:
+            proc.terminate()
+            assert proc.wait(timeout=10) == 0
+            reader.close()
