@@ -28,9 +28,9 @@ def _parse_host_port(value: str) -> tuple[str, int]:
 def run(args: argparse.Namespace, default_model: str) -> int:
     from fer_edge.daemon.app import Daemon, print_sink
     from fer_edge.daemon.config import CameraConfig, DaemonConfig, MqttConfig, load_config
-    from fer_edge.daemon.service import install_log_masking
+    from fer_edge.daemon.service import configure_logging
 
-    install_log_masking()
+    configure_logging()
     if args.demo:
         from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
 
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace, default_model: str) -> int:
         )
         return 0
     logging.getLogger().setLevel(config.log_level.upper())
+    configure_logging(config.log_format)
     daemon = Daemon(config, default_model, sinks=[print_sink] if args.print else [], duration_s=args.duration)
     return daemon.run()
 

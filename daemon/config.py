@@ -130,6 +130,7 @@ class DaemonConfig(_Base):
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
     metrics_host: str = "127.0.0.1"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("device_id")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -60,6 +61,24 @@ class MaskSecrets(logging.Filter):
         return True
 
 
-def install_log_masking() -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (``log_format: json``), for log shippers that parse fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(log_format: str = "text") -> None:
+    """Mask secrets on every handler; switch the format to JSON lines if asked."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskSecrets())
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())

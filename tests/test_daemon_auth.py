@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
-from tests.servers import Mosquitto, MqttCollector, daemon_command, have_mosquitto, wait_for
+from tests.servers import Mosquitto, MqttCollector, daemon_command, free_port, have_mosquitto, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -17,11 +19,13 @@ pytestmark = [
 ]
 
 
-def _config(tmp_path: Path, port: int, model: Path, clip: Path) -> Path:
+def _config(tmp_path: Path, port: int, model: Path, clip: Path, metrics_port: int) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(f"""
 device_id: auth-box
 state_dir: {tmp_path / "state"}
+metrics_port: {metrics_port}
+log_format: json
 mqtt:
   host: 127.0.0.1
   port: {port}
@@ -49,9 +53,11 @@ def test_username_password_over_mqtt_311(
         wait_for(lambda: reader.client.is_connected(), 10, "the test subscriber")
         env = {**os.environ, "FER_MQTT_PASSWORD": password}
         log = tmp_path / "daemon.log"
+        metrics_port = free_port()
+        config = _config(tmp_path, broker.port, int8_model, clip, metrics_port)
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                daemon_command(_config(tmp_path, broker.port, int8_model, clip)),
+                daemon_command(config),
                 env=env,
                 stdout=out,
                 stderr=out,
@@ -60,6 +66,15 @@ def test_username_password_over_mqtt_311(
             if delivered:
                 wait_for(lambda: len(reader.documents("/clip/emotions")) >= 2, 60, "two results")
                 assert reader.payloads("auth-box/availability")[-1] == b"online"
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+                ticks = [
+                    line
+                    for line in metrics.splitlines()
+                    if line.startswith('fer_edge_ticks_total{camera="clip"}')
+                ]
+                assert ticks and float(ticks[0].split()[-1]) >= 2
+                logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+                assert any("connected to MQTT broker" in entry["msg"] for entry in logged)
             else:
                 wait_for(lambda: "refused the connection" in log.read_text(), 60, "a refusal")
                 assert reader.documents("/clip/emotions") == []
