@@ -100,6 +100,12 @@ def calibrate(cfg: CalibrateConfig) -> dict[str, Any]:
     float_model = load_classifier(keras_path)
     meta: ModelMetadata = load_metadata(keras_path, required=False)
     meta.input_shape = float_model.metadata.input_shape
+    keras_model = getattr(float_model, "model", None)
+    if keras_model is not None:  # size figures for the model card, if training did not record them
+        from fer_edge.training.archs import count_macs
+
+        meta.training.setdefault("params", int(keras_model.count_params()))
+        meta.training.setdefault("macs", count_macs(keras_model))
     size = int(meta.input_shape[0])
     dataset = load_dataset(cfg.data, size, cfg.cache_dir)
     calib_name = next(
