@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import write_fer_csv
+from tests.fixtures import calibrate_cli, write_fer_csv
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -49,26 +49,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path
 @pytest.fixture(scope="session")
 def int8_model(tmp_path_factory: pytest.TempPathFactory, trained_run: Path, fer_csv: Path) -> Path:
     """The tiny trained model, full-int8 quantised by ``fer-edge calibrate``."""
-    from fer_edge.cli import main
-
     out = tmp_path_factory.mktemp("tflite") / "tiny-int8.tflite"
-    code = main(
-        [
-            "-q",
-            "calibrate",
-            "--model",
-            str(trained_run / "model.keras"),
-            "--data",
-            str(fer_csv),
-            "--mode",
-            "int8",
-            "--out",
-            str(out),
-            "--cache-dir",
-            "none",
-            "--calibration-size",
-            "70",
-        ]
-    )
+    code = calibrate_cli(trained_run / "model.keras", fer_csv, "int8", out, "--calibration-size", "70")
     assert code == 0
     return out

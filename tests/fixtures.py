@@ -56,3 +56,26 @@ def write_image_folder(
         directory.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(directory / f"{i}.png"), image)
     return root
+
+
+def calibrate_cli(keras_model: Path, data: Path, mode: str, out: Path, *extra: str) -> int:
+    """Run ``fer-edge -q calibrate`` in-process; returns its exit code."""
+    from fer_edge.cli import main
+
+    return main(
+        [
+            "-q",
+            "calibrate",
+            "--model",
+            str(keras_model),
+            "--data",
+            str(data),
+            "--mode",
+            mode,
+            "--out",
+            str(out),
+            "--cache-dir",
+            "none",
+            *extra,
+        ]
+    )

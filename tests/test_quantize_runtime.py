@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.cli import main
 from fer_edge.errors import DataError, MissingInputError
 from fer_edge.preprocess import scale_pixels
 from fer_edge.quantize.inspect import float_ops, read_ops
@@ -21,7 +20,7 @@ from fer_edge.runtime import (
     RuntimeUnavailableError,
     find_runtime,
 )
-from tests.fixtures import synthetic_faces
+from tests.fixtures import calibrate_cli, synthetic_faces
 
 
 @pytest.fixture(scope="module")
@@ -34,31 +33,8 @@ def converted(
     for mode in ("float32", "float16", "dynamic", "edgetpu"):
         path = out / f"tiny-{mode}.tflite"
         report = out / f"{mode}.json"
-        assert (
-            main(
-                [
-                    "-q",
-                    "calibrate",
-                    "--model",
-                    str(trained_run / "model.keras"),
-                    "--data",
-                    str(fer_csv),
-                    "--mode",
-                    mode,
-                    "--out",
-                    str(path),
-                    "--io",
-                    "uint8",
-                    "--calibration-size",
-                    "70",
-                    "--cache-dir",
-                    "none",
-                    "--json",
-                    str(report),
-                ]
-            )
-            == 0
-        )
+        extra = ("--io", "uint8", "--calibration-size", "70", "--json", str(report))
+        assert calibrate_cli(trained_run / "model.keras", fer_csv, mode, path, *extra) == 0
         models[mode] = path
     return models
 
@@ -163,40 +139,8 @@ def test_delegate_without_fallback_is_an_error(int8_model: Path) -> None:
 def test_calibrate_rejects_bad_arguments(
     tmp_path: Path, trained_run: Path, fer_csv: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert (
-        main(
-            [
-                "-q",
-                "calibrate",
-                "--model",
-                str(tmp_path / "x.keras"),
-                "--data",
-                str(fer_csv),
-                "--mode",
-                "int8",
-                "--out",
-                str(tmp_path / "x.tflite"),
-            ]
-        )
-        == 66
-    )
-    assert (
-        main(
-            [
-                "-q",
-                "calibrate",
-                "--model",
-                str(trained_run / "model.keras"),
-                "--data",
-                str(fer_csv),
-                "--mode",
-                "int8",
-                "--out",
-                str(tmp_path / "x.onnx"),
-            ]
-        )
-        == 2
-    )
+    assert calibrate_cli(tmp_path / "x.keras", fer_csv, "int8", tmp_path / "x.tflite") == 66
+    assert calibrate_cli(trained_run / "model.keras", fer_csv, "int8", tmp_path / "x.onnx") == 2
     assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob(".*"))
     assert "Traceback" not in capsys.readouterr().err
 
@@ -215,24 +159,7 @@ def test_edgetpu_refuses_a_flatbuffer_with_float_ops(
     float_bytes = converted["float32"].read_bytes()
     monkeypatch.setattr(calibrate_module, "convert", lambda *_a, **_k: float_bytes)
     out = tmp_path / "tpu.tflite"
-    code = main(
-        [
-            "-q",
-            "calibrate",
-            "--model",
-            str(trained_run / "model.keras"),
-            "--data",
-            str(fer_csv),
-            "--mode",
-            "edgetpu",
-            "--out",
-            str(out),
-            "--cache-dir",
-            "none",
-            "--calibration-size",
-            "14",
-        ]
-    )
+    code = calibrate_cli(trained_run / "model.keras", fer_csv, "edgetpu", out, "--calibration-size", "14")
     assert code == 65
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not quantised" in err[0] and "CONV_2D" in err[0]
