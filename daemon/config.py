@@ -83,6 +83,9 @@ class DetectorConfig(_Base):
     min_face_px: int = Field(40, ge=8, description="smallest face side, in source pixels")
     detect_width: int = Field(640, ge=64, description="frames are downscaled to this width to detect")
     scale_factor: float = Field(1.2, gt=1.0, le=2.0, description="haar: image pyramid step")
+    threads: int = Field(
+        1, ge=1, le=64, description="OpenCV threads; 1 spends the least CPU per frame (a box's budget)"
+    )
     score_threshold: float = Field(0.6, ge=0, le=1)
 
     @model_validator(mode="after")
