@@ -4,7 +4,6 @@ never pulls in TensorFlow and ``fer-edge --help`` starts instantly."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -302,4 +301,4 @@ def register_all(sub: Any, add_common: AddCommon) -> None:
         add(sub, add_common)
 
 
-__all__ = ["json", "register_all"]
+__all__ = ["register_all"]
