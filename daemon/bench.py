@@ -11,20 +11,19 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.ingest import _gray
 from fer_edge.daemon.pipeline import FacePipeline
-from fer_edge.preprocess import scale_pixels, to_gray
+from fer_edge.latency import per_face_latency_ms, percentiles_ms, time_calls_ms
+from fer_edge.preprocess import to_gray
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
@@ -40,29 +39,8 @@ class BenchOptions:
     tta: str = ModelConfig.model_fields["tta"].default  # what the daemon does by default
 
 
-def _percentiles(samples_ms: list[float]) -> dict[str, float]:
-    return {
-        "p50": round(float(np.percentile(samples_ms, 50)), 3),
-        "p95": round(float(np.percentile(samples_ms, 95)), 3),
-    }
-
-
-def _time_ms(fn: Callable[[], object], runs: int, warmup: int = 5) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return samples
-
-
 def per_face(model_path: str, threads: int, runs: int) -> dict[str, float]:
-    model = EmotionModel(model_path, RuntimeOptions(num_threads=threads))
-    spec = model.metadata.input_spec()
-    face = scale_pixels(np.random.default_rng(0).integers(0, 256, (1, spec.size, spec.size), np.uint8), spec)
-    return _percentiles(_time_ms(lambda: model.predict(face), runs))
+    return per_face_latency_ms(EmotionModel(model_path, RuntimeOptions(num_threads=threads)), runs)
 
 
 def _sprites(count: int, width: int, height: int) -> list[Sprite]:
@@ -83,8 +61,8 @@ def per_frame(pipeline: FacePipeline, runs: int) -> dict[str, dict[str, dict[str
         for count in FACE_COUNTS:
             frame = render_frame(face, _sprites(count, width, height), 0.0, width, height)
             luma = to_gray(frame)
-            table[name][str(count)] = _percentiles(
-                _time_ms(lambda lu=luma: pipeline.analyse(lu), runs, warmup=2)
+            table[name][str(count)] = percentiles_ms(
+                time_calls_ms(lambda lu=luma: pipeline.analyse(lu), runs, warmup=2)
             )
     return table
 

@@ -45,6 +45,8 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # kept in memory: a COUNT(*) per result would scan the whole spool during an outage
+        self._depth = int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
     def next_seq(self, camera: str) -> int:
         """The next ``seq`` for ``camera``: 1, 2, ... persisted across restarts."""
@@ -67,8 +69,10 @@ class Spool:
                 "INSERT INTO messages(topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
                 (topic, payload, qos, int(retain)),
             )
-            excess = self._count() - self.max_messages
+            self._depth += 1
+            excess = self._depth - self.max_messages
             if excess > 0:
+                self._depth -= excess
                 self._db.execute(
                     "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)",
                     (excess,),
@@ -91,15 +95,13 @@ class Spool:
 
     def ack(self, message_id: int) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,))
-
-    def _count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+            deleted = self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,)).rowcount
+            self._depth -= max(0, deleted)
 
     @property
     def depth(self) -> int:
         with self._lock:
-            return self._count()
+            return self._depth
 
     @property
     def dropped(self) -> int:

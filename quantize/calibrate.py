@@ -9,17 +9,14 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fer_edge.atomic import atomic_path
 from fer_edge.errors import DataError, MissingInputError, UsageError
+from fer_edge.latency import per_face_latency_ms
 from fer_edge.metadata import ModelMetadata, current_command, load_metadata, save_metadata
-from fer_edge.preprocess import scale_pixels
 from fer_edge.quantize.convert import MODES, convert, representative_faces
 from fer_edge.quantize.inspect import float_ops
 from fer_edge.runtime import EmotionModel, RuntimeOptions
@@ -40,29 +37,6 @@ class CalibrateConfig:
     seed: int = 0
     io_type: str = "int8"
     cache_dir: str | None = None
-
-
-def per_face_latency_ms(
-    model_path: Path, meta: ModelMetadata | None = None, runs: int = 200
-) -> dict[str, float]:
-    """p50/p95 of one-face invokes on one thread (the daemon's case), after a warm-up."""
-    model = EmotionModel(model_path, RuntimeOptions(num_threads=1), metadata=meta)
-    size = model.metadata.input_spec().size
-    face = scale_pixels(
-        np.random.default_rng(0).integers(0, 256, (1, size, size), np.uint8),
-        model.metadata.input_spec(),
-    )
-    for _ in range(20):
-        model.predict(face)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        model.predict(face)
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {
-        "p50": round(float(np.percentile(times, 50)), 4),
-        "p95": round(float(np.percentile(times, 95)), 4),
-    }
 
 
 def _run_edgetpu_compiler(tflite: Path) -> None:
@@ -132,7 +106,7 @@ def calibrate(cfg: CalibrateConfig) -> dict[str, Any]:
         split_name, split = dataset.get(cfg.split)
         float_report = evaluate_split(float_model, split).report
         quant_report = evaluate_split(quant_model, split).report
-        latency = per_face_latency_ms(tmp, meta)
+        latency = per_face_latency_ms(EmotionModel(tmp, RuntimeOptions(num_threads=1), metadata=meta))
         meta.quantization = {"mode": cfg.mode, "input_dtype": str(quant_model.input_dtype)}
         if calibration is not None:
             meta.quantization["representative"] = {

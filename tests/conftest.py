@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import calibrate_cli, write_fer_csv
+from tests.fixtures import calibrate_cli, train_cli, write_fer_csv
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -21,27 +21,8 @@ def fer_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, fer_csv: Path) -> Path:
     """A small CNN trained for 3 epochs through the CLI (the output folder of ``fer-edge train``)."""
-    from fer_edge.cli import main
-
     out = tmp_path_factory.mktemp("run") / "seed4"
-    code = main(
-        [
-            "-q",
-            "train",
-            "--arch",
-            "seed-004-m1",
-            "--data",
-            str(fer_csv),
-            "--out",
-            str(out),
-            "--epochs",
-            "3",
-            "--cache-dir",
-            "none",
-            "--seed",
-            "1",
-        ]
-    )
+    code = train_cli("seed-004-m1", fer_csv, out, "--epochs", "3", "--seed", "1")
     assert code == 0
     return out
 

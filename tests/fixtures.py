@@ -79,3 +79,12 @@ def calibrate_cli(keras_model: Path, data: Path, mode: str, out: Path, *extra: s
             *extra,
         ]
     )
+
+
+def train_cli(arch: str, data: Path, out: Path, *extra: str) -> int:
+    """Run ``fer-edge -q train`` in-process without a dataset cache; returns its exit code."""
+    from fer_edge.cli import main
+
+    return main(
+        ["-q", "train", "--arch", arch, "--data", str(data), "--out", str(out), "--cache-dir", "none", *extra]
+    )

@@ -12,7 +12,7 @@ from fer_edge.cli import main
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.training.data import load_dataset
-from tests.fixtures import synthetic_faces, write_fer_csv, write_image_folder
+from tests.fixtures import synthetic_faces, train_cli, write_fer_csv, write_image_folder
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -150,23 +150,7 @@ def test_cli_bad_data_is_one_line_and_leaves_nothing(
     if content is not None:
         data.write_text(content)
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "-q",
-                "train",
-                "--arch",
-                "seed-002",
-                "--data",
-                str(data),
-                "--out",
-                str(out),
-                "--cache-dir",
-                "none",
-            ]
-        )
-        == code
-    )
+    assert train_cli("seed-002", data, out) == code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0]
     assert not out.exists()

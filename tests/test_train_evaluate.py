@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fer_edge.cli import main
+from tests.fixtures import train_cli
 
 
 def test_train_writes_every_artifact(trained_run: Path) -> None:
@@ -105,76 +106,24 @@ def test_evaluate_json_to_stdout(
 
 def test_resume_continues_from_the_last_epoch(fer_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [
-        "-q",
-        "train",
-        "--arch",
-        "seed-004-m2",
-        "--data",
-        str(fer_csv),
-        "--out",
-        str(out),
-        "--cache-dir",
-        "none",
-        "--limit",
-        "140",
-    ]
-    assert main([*args, "--epochs", "1"]) == 0
+    args = ("--limit", "140")
+    assert train_cli("seed-004-m2", fer_csv, out, *args, "--epochs", "1") == 0
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     assert state["epoch"] == 1
-    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    assert train_cli("seed-004-m2", fer_csv, out, *args, "--epochs", "2", "--resume") == 0
     history = json.loads((out / "history.json").read_text())
     assert len(history["loss"]) == 2
     assert json.loads((out / "checkpoints" / "state.json").read_text())["epoch"] == 2
 
 
 def test_resume_without_checkpoint_is_missing_input(fer_csv: Path, tmp_path: Path) -> None:
-    assert (
-        main(
-            [
-                "-q",
-                "train",
-                "--arch",
-                "seed-002",
-                "--data",
-                str(fer_csv),
-                "--out",
-                str(tmp_path / "new"),
-                "--resume",
-                "--cache-dir",
-                "none",
-            ]
-        )
-        == 66
-    )
+    assert train_cli("seed-002", fer_csv, tmp_path / "new", "--resume") == 66
 
 
 def test_drop_class_trains_six_classes(fer_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "six"
-    assert (
-        main(
-            [
-                "-q",
-                "train",
-                "--arch",
-                "seed-004-m1",
-                "--data",
-                str(fer_csv),
-                "--out",
-                str(out),
-                "--epochs",
-                "1",
-                "--drop-class",
-                "disgust",
-                "--class-weights",
-                "--limit",
-                "120",
-                "--cache-dir",
-                "none",
-            ]
-        )
-        == 0
-    )
+    extra = ("--epochs", "1", "--drop-class", "disgust", "--class-weights", "--limit", "120")
+    assert train_cli("seed-004-m1", fer_csv, out, *extra) == 0
     meta = json.loads((out / "model.json").read_text())
     assert "disgust" not in meta["labels"] and len(meta["labels"]) == 6
     report = json.loads((out / "report.json").read_text())
