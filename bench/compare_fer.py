@@ -2,7 +2,9 @@
 
 Builds a 10 s 1080p25 H.264 clip (1 s GOP, camera-like noise) of two moving copies of
 scikit-image's astronaut portrait, then analyses one frame per second with
-  (a) fer-edge: key-frame-only decoding, downscaled Haar detection, the bundled int8 model;
+  (a) fer-edge as the daemon runs it by default: key-frame-only decoding, Haar detection on a
+      downscaled frame every `full_scan_every` ticks and around known faces and motion in
+      between, the bundled int8 model with flip averaging;
   (b) fer (`pip install --no-deps fer`), as its README uses it: OpenCV decodes every frame,
       `FER().detect_emotions(frame)` (its Haar cascade, its bundled TFLite mini-Xception).
 CPU time is process CPU time (all threads), measured in this one run. Prints both tools'
@@ -29,6 +31,8 @@ from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.pipeline import FacePipeline
+from fer_edge.daemon.scan import ScanPlanner
+from fer_edge.daemon.track import FaceTracker
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25
@@ -52,14 +56,17 @@ def load_fer() -> object:
 def fer_edge_outputs(clip: Path, pipeline: FacePipeline) -> list[list[str]]:
     import av
 
-    from fer_edge.daemon.ingest import _gray
+    from fer_edge.daemon.ingest import configure_decoder, frame_luma
 
     out = []
+    tracker, planner = FaceTracker(), ScanPlanner(pipeline.detector, DetectorConfig().full_scan_every)
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
-        stream.codec_context.skip_frame = "NONKEY"
+        configure_decoder(stream, keyframes_only=True)
         for frame in container.decode(stream):
-            out.append([f.emotion for f in pipeline.analyse(_gray(frame)).faces])
+            luma, video_range = frame_luma(frame)
+            analysis = pipeline.analyse(luma, tracker, planner, video_range)
+            out.append([f.emotion for f in analysis.faces])
     return out
 
 

@@ -24,6 +24,7 @@ from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
 from fer_edge.daemon.payloads import Topics, discovery_payload, emotions_payload, state_payload
 from fer_edge.daemon.pipeline import FacePipeline
 from fer_edge.daemon.publish import MqttPublisher
+from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
@@ -46,6 +47,7 @@ class _Camera:
     name: str
     reader: CameraReader
     tracker: FaceTracker
+    planner: ScanPlanner
     interval_s: float
     due: float = 0.0
     last_frame: int = 0
@@ -96,6 +98,7 @@ class Daemon:
                 name,
                 CameraReader(name, cam, self._on_status),
                 FaceTracker(smoothing=cam.smoothing),
+                ScanPlanner(self.pipeline.detector, config.detector.full_scan_every),
                 cam.interval_s,
             )
             for name, cam in config.cameras.items()
@@ -171,7 +174,7 @@ class Daemon:
             cam.stats.skipped_ticks += 1
             return
         cam.last_frame = frame.number
-        analysis = self.pipeline.analyse(frame.image, cam.tracker)
+        analysis = self.pipeline.analyse(frame.image, cam.tracker, cam.planner, frame.video_range)
         analysis.timing_ms = {"decode": round(frame.decode_ms, 2), **analysis.timing_ms}
         now = time.time()
         seq = self.spool.next_seq(cam.name)
@@ -198,6 +201,7 @@ class Daemon:
                     "ticks": cam.stats.ticks,
                     "skipped_ticks": cam.stats.skipped_ticks,
                     "faces": cam.stats.faces,
+                    "full_scans": cam.planner.stats.full,
                     "reconnects": cam.reader.reconnects,
                     "latency_ms": cam.stats.summary(),
                 }

@@ -87,6 +87,13 @@ class DetectorConfig(_Base):
         1, ge=1, le=64, description="OpenCV threads; 1 spends the least CPU per frame (a box's budget)"
     )
     score_threshold: float = Field(0.6, ge=0, le=1)
+    full_scan_every: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="ticks between whole-frame scans; between them only known faces' surroundings "
+        "and moving areas are searched (1: scan the whole frame every tick)",
+    )
 
     @model_validator(mode="after")
     def _blazeface_needs_model(self) -> DetectorConfig:

@@ -43,26 +43,45 @@ class FaceDetector(ABC):
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
 
+    def full_scale(self, width: int) -> float:
+        """The factor a whole frame of this width is downscaled by before detection."""
+        return min(1.0, self.config.detect_width / float(width))
+
     def detect(self, gray: np.ndarray) -> list[Detection]:
         """Faces in ``gray`` (H x W uint8), at least ``min_face_px`` wide, in source pixels."""
-        height, width = gray.shape[:2]
-        scale = min(1.0, self.config.detect_width / float(width))
+        return self.detect_region(gray, (0, 0, gray.shape[1], gray.shape[0]), self.full_scale(gray.shape[1]))
+
+    def detect_region(
+        self, gray: np.ndarray, region: Box, scale: float, face_px: tuple[int, int] | None = None
+    ) -> list[Detection]:
+        """Faces inside ``region`` of ``gray``, detected after downscaling it by ``scale``;
+        boxes come back in source pixels of the whole frame. ``face_px`` (smallest, largest side
+        in source pixels) bounds the sizes searched when the face's size is known, which saves
+        most of the cost."""
+        x0, y0, rw, rh = region
+        view = gray[y0 : y0 + rh, x0 : x0 + rw]
+        scale = min(1.0, scale)
         small = (
-            gray
+            view
             if scale == 1.0
-            else cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            else cv2.resize(
+                view, (max(1, round(rw * scale)), max(1, round(rh * scale))), interpolation=cv2.INTER_AREA
+            )
         )
-        found = self._detect_small(small, max(8, int(self.config.min_face_px * scale)))
+        smallest, largest = face_px or (self.config.min_face_px, 0)
+        min_px = max(8, int(max(smallest, self.config.min_face_px) * scale))
+        max_px = max(min_px, round(largest * scale)) if largest else 0
+        found = self._detect_small(small, min_px, max_px)
         out = []
         for (x, y, w, h), score in found:
-            box = (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+            box = (x0 + round(x / scale), y0 + round(y / scale), round(w / scale), round(h / scale))
             if min(box[2], box[3]) >= self.config.min_face_px:
                 out.append(Detection(box, float(score)))
         return out
 
     @abstractmethod
-    def _detect_small(self, gray: np.ndarray, min_px: int) -> list[tuple[Box, float]]:
-        """Faces in the downscaled frame, in its pixels."""
+    def _detect_small(self, gray: np.ndarray, min_px: int, max_px: int = 0) -> list[tuple[Box, float]]:
+        """Faces from ``min_px`` to ``max_px`` wide (0: any) in the downscaled frame, in its pixels."""
 
 
 class HaarDetector(FaceDetector):
@@ -82,9 +101,13 @@ class HaarDetector(FaceDetector):
                 f"detector.kind haar: cannot load {path} (needs opencv-python-headless>=4.10,<5)"
             )
 
-    def _detect_small(self, gray: np.ndarray, min_px: int) -> list[tuple[Box, float]]:
+    def _detect_small(self, gray: np.ndarray, min_px: int, max_px: int = 0) -> list[tuple[Box, float]]:
         boxes = self._cascade.detectMultiScale(
-            gray, scaleFactor=self.config.scale_factor, minNeighbors=5, minSize=(min_px, min_px)
+            gray,
+            scaleFactor=self.config.scale_factor,
+            minNeighbors=5,
+            minSize=(min_px, min_px),
+            maxSize=(max_px, max_px) if max_px else None,
         )
         return [((int(x), int(y), int(w), int(h)), 1.0) for x, y, w, h in boxes]
 
@@ -126,7 +149,7 @@ class BlazeFaceDetector(FaceDetector):
         self._boxes_index, self._scores_index = by_width[16], by_width[1]
         self._anchors = _blazeface_anchors()
 
-    def _detect_small(self, gray: np.ndarray, min_px: int) -> list[tuple[Box, float]]:
+    def _detect_small(self, gray: np.ndarray, min_px: int, max_px: int = 0) -> list[tuple[Box, float]]:
         h, w = gray.shape
         side = max(h, w)  # letterbox to a square so faces keep their shape
         square = np.zeros((side, side), np.uint8)

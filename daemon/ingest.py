@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import av
-import cv2
 import numpy as np
 
 from fer_edge.daemon.config import CameraConfig
@@ -43,6 +42,7 @@ class Frame:
     wall_time: float  # time.time() when it was decoded
     number: int  # frames decoded since the reader started
     decode_ms: float  # decoding this frame's packet plus taking its luma plane
+    video_range: bool = False  # luma in 16..235 (most H.264 cameras): crops are expanded to 0..255
 
 
 class CameraReader(threading.Thread):
@@ -91,8 +91,8 @@ class CameraReader(threading.Thread):
         if frame is None or number <= newer_than:
             return None
         start = time.perf_counter()
-        gray = _gray(frame)
-        return Frame(gray, wall, number, decode_ms + (time.perf_counter() - start) * 1000.0)
+        gray, video_range = frame_luma(frame)
+        return Frame(gray, wall, number, decode_ms + (time.perf_counter() - start) * 1000.0, video_range)
 
     def check_stall(self) -> None:
         """Mark the camera stalled when a connected stream delivered nothing for too long."""
@@ -144,9 +144,7 @@ class CameraReader(threading.Thread):
         got = False
         with self._open() as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            if self.config.keyframes_only:
-                stream.codec_context.skip_frame = "NONKEY"
+            configure_decoder(stream, self.config.keyframes_only)
             pace = _Pacer() if self._is_file() else None
             for frame, decode_ms in _decode_timed(container, stream):
                 if self._stop_event.is_set():
@@ -219,17 +217,28 @@ _LUMA_FORMATS = {
     "nv12",
     "gray",
 }
-# Video-range luma (16..235) to full range (0..255), as the training faces are.
-_VIDEO_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
 _AVCOL_RANGE_JPEG = 2
 
 
-def _gray(frame: av.VideoFrame) -> np.ndarray:
-    """The luma plane as a full-range 2-D array: a copy and a table lookup, no colour conversion."""
+def configure_decoder(stream: av.video.stream.VideoStream, keyframes_only: bool) -> None:
+    """Key frames only: skip the rest inside the decoder, on one thread, since a key frame a
+    second needs no parallelism and decoder threads cost ~15% more CPU per frame. Every frame:
+    let FFmpeg pick frame/slice threads so a 25 fps stream keeps up."""
+    if keyframes_only:
+        stream.codec_context.skip_frame = "NONKEY"
+        stream.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+
+
+def frame_luma(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
+    """The luma plane as a 2-D array (a copy, no colour conversion) and whether it is video range
+    (16..235). Expanding the range is left to the face crops: a table lookup over a whole 1080p
+    frame costs more than the copy, and the detector does not need it."""
     name = frame.format.name
     if name not in _LUMA_FORMATS:
-        return frame.to_ndarray(format="gray")
+        return frame.to_ndarray(format="gray"), False
     plane = frame.planes[0]
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : frame.width]
     full = name.startswith("yuvj") or name == "gray" or getattr(frame, "color_range", 0) == _AVCOL_RANGE_JPEG
-    return np.ascontiguousarray(rows) if full else cv2.LUT(rows, _VIDEO_TO_FULL)
+    return np.ascontiguousarray(rows), not full

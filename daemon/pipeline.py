@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_edge.daemon.detect import FaceDetector
+from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.preprocess import preprocess_faces
 from fer_edge.runtime import EmotionModel
@@ -53,24 +54,36 @@ class FacePipeline:
         self.spec = model.metadata.input_spec()
         self.labels = list(model.labels)
 
-    def _classify(self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    def _classify(
+        self, gray: np.ndarray, boxes: list[tuple[int, int, int, int]], video_range: bool
+    ) -> np.ndarray:
         """Class probabilities per box; with ``tta='flip'`` averaged with the mirrored face,
         both in one batch (one interpreter call)."""
         if not boxes:
             return np.zeros((0, len(self.labels)), np.float32)
-        faces = preprocess_faces(gray, boxes, self.spec)
+        faces = preprocess_faces(gray, boxes, self.spec, video_range)
         if self.tta == "none":
             return self.model.predict(faces)
         both = self.model.predict(np.concatenate([faces, faces[:, :, ::-1]]))
         return (both[: len(faces)] + both[len(faces) :]) / 2.0
 
-    def analyse(self, gray: np.ndarray, tracker: FaceTracker | None = None) -> Analysis:
-        """Faces with emotions in a gray frame; ``timing_ms`` has ``detect`` and ``classify``."""
+    def analyse(
+        self,
+        gray: np.ndarray,
+        tracker: FaceTracker | None = None,
+        planner: ScanPlanner | None = None,
+        video_range: bool = False,
+    ) -> Analysis:
+        """Faces with emotions in a gray frame; ``timing_ms`` has ``detect`` and ``classify``.
+
+        A camera's ``planner`` (built on this pipeline's detector) searches only where a face can
+        be; without one the whole frame is scanned, as a single picture needs. ``video_range``:
+        ``gray`` is 16..235 luma as cameras send it (see :func:`~fer_edge.daemon.ingest.frame_luma`)."""
         t0 = time.perf_counter()
-        detections = self.detector.detect(gray)
+        detections = planner.find(gray) if planner is not None else self.detector.detect(gray)
         t1 = time.perf_counter()
         boxes = [d.box for d in detections]
-        probs = self._classify(gray, boxes)
+        probs = self._classify(gray, boxes, video_range)
         t2 = time.perf_counter()
         tracks = tracker.update(boxes, probs) if tracker is not None else None
         faces = []

@@ -69,6 +69,11 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     )
     p.add_argument("--limit", type=int, help="train on at most this many faces (quick runs)")
     p.add_argument("--backbone-weights", help="VGG16 *_notop.h5 weights for seed-001-vgg16")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL.keras",
+        help="start from this trained model's weights (same --arch) with a fresh schedule: a warm restart",
+    )
     p.add_argument("--json", help="also write the final report here ('-' for stdout)")
     p.set_defaults(handler=_train)
 
@@ -97,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
             "drop_classes",
             "limit",
             "backbone_weights",
+            "init_from",
         )
     }
     report = train(TrainConfig(arch=args.arch, data=args.data, out=args.out, cache_dir=cache, **fields))

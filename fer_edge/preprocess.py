@@ -96,9 +96,18 @@ def scale_pixels(crops: np.ndarray, spec: InputSpec) -> np.ndarray:
     return x
 
 
-def preprocess_faces(image: np.ndarray, boxes: Sequence[Box | None], spec: InputSpec) -> np.ndarray:
-    """Crop, gray, resize and scale every face in ``image``: a ``N x S x S x C`` float32 batch."""
+# Video-range luma (16..235) to full range (0..255), as the training faces are.
+VIDEO_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def preprocess_faces(
+    image: np.ndarray, boxes: Sequence[Box | None], spec: InputSpec, video_range: bool = False
+) -> np.ndarray:
+    """Crop, gray, resize and scale every face in ``image``: a ``N x S x S x C`` float32 batch.
+
+    ``video_range``: ``image`` is video-range luma (16..235); the crops are expanded to full range.
+    """
     if not boxes:
         return np.zeros((0, spec.size, spec.size, spec.channels), np.float32)
     crops = np.stack([crop_face(image, b, spec.size, spec.margin) for b in boxes])
-    return scale_pixels(crops, spec)
+    return scale_pixels(VIDEO_TO_FULL[crops] if video_range else crops, spec)

@@ -33,6 +33,7 @@ def test_bench_quick_json_has_every_field() -> None:
         "decode_keyframes",
         "pipeline_all_frames_1hz",
         "pipeline_keyframes_1hz",
+        "pipeline_keyframes_1hz_full_scans",
     }
     assert report["peak_rss_mb"] > 0
     numbers = _numbers(report)

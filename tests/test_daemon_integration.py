@@ -230,6 +230,8 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     wait_for(lambda: collector.documents("test-box/stats"), 10, "a stats message")
     stats = collector.documents("test-box/stats")[-1]
     assert set(stats["cameras"]) == {"door", "hall"} and stats["spool"]["depth"] >= 0
+    door = stats["cameras"]["door"]
+    assert 1 <= door["full_scans"] <= door["ticks"]  # the first tick scans the whole frame
     wait_for(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1")
 
     code, took = daemon.terminate()

@@ -53,6 +53,7 @@ class TrainConfig:
     drop_classes: list[str] = field(default_factory=list)
     limit: int | None = None
     backbone_weights: str | None = None
+    init_from: str | None = None
     size: int = 48
 
     def recipe(self) -> Recipe:
@@ -215,12 +216,31 @@ def _callbacks(
     return callbacks
 
 
+def _load_initial_weights(model: Any, path: str) -> None:
+    """Copy a trained model's weights into a freshly built one.
+
+    A warm restart (a new learning-rate cycle from trained weights) is the cheapest way to add
+    accuracy to an under-trained model on a CPU: it keeps what the first cycle learnt instead of
+    paying for those epochs again.
+    """
+    import keras
+
+    source = keras.models.load_model(path, compile=False)
+    shapes = [w.shape for w in source.get_weights()]
+    if shapes != [w.shape for w in model.get_weights()]:
+        raise DataError(f"{path}: its layers do not match this --arch (weights of another architecture?)")
+    model.set_weights(source.get_weights())
+    logger.info("starting from the weights of %s", path)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training; returns the selection-split report of the best epoch."""
     recipe = cfg.recipe()
     classes = _class_list(cfg.drop_classes)
     if cfg.resume and not (Path(cfg.out) / "checkpoints" / "state.json").exists():
         raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
+    if cfg.init_from and not cfg.resume and not Path(cfg.init_from).is_file():
+        raise MissingInputError(f"{cfg.init_from}: no such model to start from")
     dataset = load_dataset(cfg.data, cfg.size, cfg.cache_dir)
     train_name, train_split, sel_name, sel_split = _splits(dataset, cfg.seed)
     x_train, y_train = select_classes(train_split, classes)
@@ -250,6 +270,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "epochs": epochs,
             "seed": cfg.seed,
             "recipe": asdict(recipe),
+            **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
         },
         command=current_command(),
     )
@@ -268,6 +289,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             cfg.size,
             **({"backbone_weights": cfg.backbone_weights} if cfg.arch == "seed-001-vgg16" else {}),
         )
+        if cfg.init_from:
+            _load_initial_weights(model, cfg.init_from)
         model.compile(
             optimizer=_make_optimizer(recipe),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),

@@ -1,0 +1,94 @@
+"""Where the daemon looks for faces: whole frame, known faces' surroundings, moving areas.
+
+Real Haar cascade on frames rendered from the bundled face photo; ground truth from the
+renderer's own face boxes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_edge.daemon.config import DetectorConfig
+from fer_edge.daemon.democlip import Sprite, face_boxes, face_image, render_frame
+from fer_edge.daemon.detect import Detection, create_detector
+from fer_edge.daemon.scan import ScanPlanner, grow, motion_boxes
+from fer_edge.daemon.track import iou
+from fer_edge.preprocess import to_gray
+
+WIDTH, HEIGHT = 1280, 720
+FACE = face_image()
+
+
+def frame(sprites: list[Sprite], t: float, brightness: int = 0) -> np.ndarray:
+    gray = to_gray(render_frame(FACE, sprites, t, WIDTH, HEIGHT)).astype(np.int16) + brightness
+    return np.clip(gray, 0, 255).astype(np.uint8)
+
+
+def found_all(found: list[Detection], sprites: list[Sprite], t: float) -> bool:
+    truth = face_boxes(sprites, t, WIDTH, HEIGHT)
+    return len(found) == len(truth) and all(any(iou(b, d.box) > 0.3 for d in found) for b in truth)
+
+
+@pytest.fixture
+def planner() -> ScanPlanner:
+    return ScanPlanner(create_detector(DetectorConfig()), full_scan_every=10)
+
+
+STILL = [Sprite(scale=1.2, x=200, y=150)]
+WALKER = [Sprite(scale=1.2, x=100, y=150, vx=60, vy=20)]
+
+
+def test_still_face_is_kept_without_searching_again(planner: ScanPlanner) -> None:
+    for t in range(5):
+        assert found_all(planner.find(frame(STILL, t)), STILL, t), t
+    assert planner.stats.full == 1 and planner.stats.regions == 4 and planner.stats.kept == 4
+
+
+def test_moving_face_is_followed_around_its_last_box(planner: ScanPlanner) -> None:
+    for t in range(6):
+        assert found_all(planner.find(frame(WALKER, t)), WALKER, t), t
+    assert planner.stats.full == 1 and planner.stats.regions == 5 and planner.stats.kept == 0
+
+
+def test_face_walking_in_is_found_on_the_tick_it_appears(planner: ScanPlanner) -> None:
+    newcomer = Sprite(scale=1.0, x=850, y=300)
+    assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
+    assert found_all(planner.find(frame(STILL, 1)), STILL, 1)
+    both = [*STILL, newcomer]
+    assert found_all(planner.find(frame(both, 2)), both, 2)
+    assert planner.stats.full == 1  # found in the moving area, not by a whole-frame pass
+
+
+def test_face_that_leaves_is_dropped(planner: ScanPlanner) -> None:
+    assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
+    assert planner.find(frame([], 1)) == []
+
+
+def test_whole_frame_scans_on_schedule_and_on_global_change() -> None:
+    planner = ScanPlanner(create_detector(DetectorConfig()), full_scan_every=3)
+    for t in range(6):
+        planner.find(frame(STILL, t))
+    assert planner.stats.full == 2  # ticks 0 and 3
+    planner.find(frame(STILL, 6, brightness=60))  # lights on: everything changed
+    assert planner.stats.full == 3
+
+
+def test_full_scan_every_one_scans_every_tick() -> None:
+    planner = ScanPlanner(create_detector(DetectorConfig()), full_scan_every=1)
+    for t in range(3):
+        assert found_all(planner.find(frame(WALKER, t)), WALKER, t)
+    assert planner.stats.full == 3 and planner.stats.regions == 0
+    with pytest.raises(ValueError):
+        ScanPlanner(planner.detector, full_scan_every=0)
+
+
+def test_motion_outside_known_faces_becomes_search_boxes() -> None:
+    changed = np.zeros((90, 160), np.uint8)
+    changed[10:14, 100:104] = 1  # something moved at source (800..832, 80..112)
+    changed[50:52, 20:22] = 1  # ... and inside a known face's region
+    boxes = motion_boxes(changed, known=[(120, 360, 120, 120)], grow_px=40)
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    assert x <= 800 and y <= 80 and x + w >= 832 and y + h >= 112
+    assert grow((10, 10, 20, 20), 1.0, 40, 40) == (0, 0, 40, 40)  # clipped to the frame
