@@ -128,3 +128,26 @@ def test_drop_class_trains_six_classes(fer_csv: Path, tmp_path: Path) -> None:
     assert "disgust" not in meta["labels"] and len(meta["labels"]) == 6
     report = json.loads((out / "report.json").read_text())
     assert report["n"] == 120  # the 20 disgust faces of PublicTest are left out
+
+
+def test_init_from_starts_from_the_trained_weights(trained_run: Path, fer_csv: Path, tmp_path: Path) -> None:
+    base = json.loads((trained_run / "report.json").read_text())["accuracy"]
+    out = tmp_path / "warm"
+    extra = ("--epochs", "1", "--lr", "1e-7", "--init-from", str(trained_run / "model.keras"))
+    assert train_cli("seed-004-m1", fer_csv, out, *extra) == 0
+    # one epoch at a negligible learning rate: a fresh net would be near chance (1/7)
+    assert json.loads((out / "report.json").read_text())["accuracy"] >= base - 0.05
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["training"]["init_from"] == "model.keras"
+
+
+def test_init_from_another_architecture_or_nothing_is_refused(
+    trained_run: Path, fer_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(trained_run / "model.keras")
+    assert train_cli("seed-002", fer_csv, tmp_path / "a", "--epochs", "1", "--init-from", model) == 65
+    assert "do not match" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # a refused run writes nothing
+    missing = str(tmp_path / "none.keras")
+    assert train_cli("seed-004-m1", fer_csv, tmp_path / "b", "--init-from", missing) == 66
+    assert not (tmp_path / "b").exists()

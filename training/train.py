@@ -255,7 +255,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     keras.utils.set_random_seed(cfg.seed)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     state = _RunState(out)
     epochs = cfg.epochs or recipe.epochs
     meta = ModelMetadata(
@@ -296,6 +295,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
             metrics=["accuracy"],
         )
+    out.mkdir(parents=True, exist_ok=True)  # only once the model is built: a refused run writes nothing
     meta.training["params"] = int(model.count_params())
     meta.training["macs"] = count_macs(model)
     logger.info(
