@@ -112,6 +112,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ensemble(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser("ensemble", help="average trained .keras models into one (calibrate it next)")
+    p.add_argument(
+        "--model", action="append", required=True, dest="models", help="a trained .keras model (repeat)"
+    )
+    p.add_argument("--out", required=True, help="output .keras path (metadata goes beside it)")
+    p.set_defaults(handler=_ensemble)
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from fer_edge.training.ensemble import build_ensemble
+
+    summary = build_ensemble(args.models, args.out)
+    print(f"{summary['model']}: mean of {len(summary['members'])} models, {summary['params']:,} parameters")
+    return 0
+
+
 # -- evaluate ----------------------------------------------------------------------------------
 
 
@@ -303,7 +320,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register_all(sub: Any, add_common: AddCommon) -> None:
     """Add every subcommand to ``sub``."""
-    for add in (_add_train, _add_evaluate, _add_calibrate, _add_run, _add_predict, _add_bench):
+    for add in (_add_train, _add_ensemble, _add_evaluate, _add_calibrate, _add_run, _add_predict, _add_bench):
         add(sub, add_common)
 
 
