@@ -14,7 +14,8 @@ So a tick only searches:
 The whole frame is scanned when those searches could miss something: every ``full_scan_every``
 ticks whatever happens (a face that appeared without moving), when most of the frame moved
 (a light switched on, the camera panned), and, in the same tick, when a known face was not
-found again near its last box (it moved farther than the margin). This is how NVRs spend an
+found again near its last box, neither at its size nor at the whole-frame scale (it moved
+farther than the margin, or turned away). This is how NVRs spend an
 object detector's budget: on motion and tracked regions, not on every pixel of every frame.
 """
 
@@ -35,7 +36,7 @@ MOTION_MIN_PIXELS = 2  # changed thumbnail pixels (each 8x8 source pixels) that 
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
 REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on every side
 REGION_FACE_PX = 48  # known faces are re-detected at this size (the cascade's window is 24)
-REGION_SIZES = (0.7, 1.4)  # ... searching sizes from/to these multiples of the last one
+REGION_SIZES = (0.8, 1.25)  # ... searching sizes from/to these multiples of the last one
 
 
 @dataclass
@@ -138,6 +139,7 @@ class ScanPlanner:
         moving = motion_boxes(changed, known, grow_px=2 * self.detector.config.min_face_px)
         if sum(w * h for _x, _y, w, h in moving) > MOTION_FULL_FRACTION * width * height:
             return self._full(gray)
+        scale = self.detector.full_scale(width)
         found: list[Detection] = []
         for region, last in zip(known, self._last, strict=True):
             if not region_moved(changed, region):
@@ -146,11 +148,13 @@ class ScanPlanner:
                 continue
             side = max(1, min(last.box[2], last.box[3]))
             sizes = (round(side * REGION_SIZES[0]), round(side * REGION_SIZES[1]))
-            again = self.detector.detect_region(gray, region, REGION_FACE_PX / side, sizes)
+            again = self.detector.detect_region(gray, region, REGION_FACE_PX / side, sizes) or (
+                # not found at its size: once more at the whole-frame scale and any size
+                self.detector.detect_region(gray, region, scale)
+            )
             if not again:
                 return self._full(gray)  # a known face was not found near its last box
             found.extend(again)
-        scale = self.detector.full_scale(width)
         for region in moving:
             found.extend(self.detector.detect_region(gray, region, scale))
         found = dedupe(found)
