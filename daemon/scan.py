@@ -15,8 +15,8 @@ The whole frame is scanned when those searches could miss something: every ``ful
 ticks whatever happens (a face that appeared without moving), when most of the frame moved
 (a light switched on, the camera panned), and, in the same tick, when a known face was not
 found again near its last box, neither at its size nor at the whole-frame scale (it moved
-farther than the margin, or turned away). This is how NVRs spend an
-object detector's budget: on motion and tracked regions, not on every pixel of every frame.
+farther than the margin, or turned away). This is how NVRs spend an object detector's budget:
+on motion and tracked regions, not on every pixel of every frame.
 """
 
 from __future__ import annotations
