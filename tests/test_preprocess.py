@@ -80,3 +80,26 @@ def test_preprocess_faces_batches_every_box() -> None:
     batch = preprocess_faces(frame, [(10, 10, 40, 40), (80, 30, 50, 60)], InputSpec())
     assert batch.shape == (2, 48, 48, 1)
     assert preprocess_faces(frame, [], InputSpec()).shape == (0, 48, 48, 1)
+
+
+def test_video_range_luma_is_expanded_on_the_crops_only() -> None:
+    spec = InputSpec(size=8, channels=1, scale=1.0, offset=0.0, margin=0.0)
+    frame = np.full((32, 32), 16, np.uint8)  # video black
+    frame[:, 16:] = 235  # video white
+    boxes = [(0, 0, 16, 16), (16, 0, 16, 16)]
+    full = preprocess_faces(frame, boxes, spec, video_range=True)
+    assert full[0].max() == 0 and full[1].min() == 255
+    untouched = preprocess_faces(frame, boxes, spec)
+    assert untouched[0].max() == 16 and untouched[1].min() == 235
+    assert frame.min() == 16  # the frame itself is left as it came
+
+
+def test_frame_luma_reports_video_range_without_touching_the_plane() -> None:
+    import av
+
+    from fer_edge.daemon.ingest import frame_luma
+
+    rgb = np.full((16, 16, 3), 255, np.uint8)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    luma, video_range = frame_luma(frame)
+    assert video_range and luma.shape == (16, 16) and 230 <= int(luma.max()) <= 236
