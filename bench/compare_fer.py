@@ -27,13 +27,11 @@ import cv2
 import numpy as np
 
 from fer_edge.cli import BUNDLED_MODEL
-from fer_edge.daemon.bench import _stream_cpu, per_face
+from fer_edge.daemon.bench import _stream_cpu, analyse_stream, per_face
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.pipeline import FacePipeline
-from fer_edge.daemon.scan import ScanPlanner
-from fer_edge.daemon.track import FaceTracker
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25
@@ -55,20 +53,8 @@ def load_fer() -> object:
 
 
 def fer_edge_outputs(clip: Path, pipeline: FacePipeline) -> list[list[str]]:
-    import av
-
-    from fer_edge.daemon.ingest import configure_decoder, frame_luma
-
-    out = []
-    tracker, planner = FaceTracker(), ScanPlanner(pipeline.detector, DetectorConfig().full_scan_every)
-    with av.open(str(clip)) as container:
-        stream = container.streams.video[0]
-        configure_decoder(stream, keyframes_only=True)
-        for frame in container.decode(stream):
-            luma, video_range = frame_luma(frame)
-            analysis = pipeline.analyse(luma, tracker, planner, video_range)
-            out.append([f.emotion for f in analysis.faces])
-    return out
+    """fer-edge's emotions per analysed second, as the daemon finds them."""
+    return [[f.emotion for f in a.faces] for a in analyse_stream(clip, True, pipeline)]
 
 
 def fer_run(clip: Path, detector: object, seconds: float) -> tuple[float, list[list[str]]]:

@@ -22,7 +22,7 @@ from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.ingest import configure_decoder, frame_luma
-from fer_edge.daemon.pipeline import FacePipeline
+from fer_edge.daemon.pipeline import Analysis, FacePipeline
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.latency import per_face_latency_ms, percentiles_ms, time_calls_ms
@@ -71,18 +71,17 @@ def per_frame(pipeline: FacePipeline, runs: int) -> dict[str, dict[str, dict[str
     return table
 
 
-def _stream_cpu(
+def analyse_stream(
     clip: Path,
-    seconds: float,
     keyframes_only: bool,
     pipeline: FacePipeline | None,
     full_scan_every: int = DEFAULT_FULL_SCAN_EVERY,
-) -> float:
-    """CPU seconds per stream second: decode (all or key frames), analyse newest frame at 1 Hz,
-    searching for faces as the daemon does (``full_scan_every`` as in its config)."""
+) -> list[Analysis]:
+    """Decode ``clip`` (all or key frames) and analyse the newest frame once a second, searching
+    for faces as the daemon does (``full_scan_every`` as in its config); no pipeline: decode only."""
     planner = ScanPlanner(pipeline.detector, full_scan_every) if pipeline is not None else None
     tracker = FaceTracker()
-    start = time.process_time()
+    analyses = []
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
         configure_decoder(stream, keyframes_only)
@@ -90,8 +89,21 @@ def _stream_cpu(
         for frame in container.decode(stream):
             if pipeline is not None and (frame.time or 0.0) + 1e-6 >= next_tick:
                 luma, video_range = frame_luma(frame)
-                pipeline.analyse(luma, tracker, planner, video_range)
+                analyses.append(pipeline.analyse(luma, tracker, planner, video_range))
                 next_tick += 1.0
+    return analyses
+
+
+def _stream_cpu(
+    clip: Path,
+    seconds: float,
+    keyframes_only: bool,
+    pipeline: FacePipeline | None,
+    full_scan_every: int = DEFAULT_FULL_SCAN_EVERY,
+) -> float:
+    """CPU seconds per stream second of :func:`analyse_stream`."""
+    start = time.process_time()
+    analyse_stream(clip, keyframes_only, pipeline, full_scan_every)
     return (time.process_time() - start) / seconds
 
 

@@ -88,3 +88,10 @@ def train_cli(arch: str, data: Path, out: Path, *extra: str) -> int:
     return main(
         ["-q", "train", "--arch", arch, "--data", str(data), "--out", str(out), "--cache-dir", "none", *extra]
     )
+
+
+def ensemble_cli(out: Path, *models: str | Path) -> int:
+    """Run ``fer-edge -q ensemble`` in-process on ``models``; returns its exit code."""
+    from fer_edge.cli import main
+
+    return main(["-q", "ensemble", *(a for m in models for a in ("--model", str(m))), "--out", str(out)])

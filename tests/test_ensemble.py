@@ -8,13 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.cli import main
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from tests.fixtures import calibrate_cli, train_cli
-
-
-def ensemble_cli(out: Path, *models: str | Path) -> int:
-    return main(["-q", "ensemble", *(a for m in models for a in ("--model", str(m))), "--out", str(out)])
+from tests.fixtures import calibrate_cli, ensemble_cli, train_cli
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +26,7 @@ def test_ensemble_averages_members_and_calibrates(
 
     first = trained_run / "model.keras"
     out = tmp_path / "pair.keras"
-    assert (
-        main(["-q", "ensemble", "--model", str(first), "--model", str(second_model), "--out", str(out)]) == 0
-    )
+    assert ensemble_cli(out, first, second_model) == 0
     faces = np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 1)).astype(np.float32)
     members = [
         keras.models.load_model(p, compile=False).predict(faces, verbose=0) for p in (first, second_model)
@@ -56,19 +49,11 @@ def test_ensemble_refuses_what_cannot_be_averaged(
 ) -> None:
     first = str(trained_run / "model.keras")
     six = tmp_path / "six"
-    assert (
-        train_cli("seed-004-m1", fer_csv, six, "--epochs", "1", "--limit", "60", "--drop-class", "disgust")
-        == 0
-    )
+    extra = ("--epochs", "1", "--limit", "60", "--drop-class", "disgust")
+    assert train_cli("seed-004-m1", fer_csv, six, *extra) == 0
     out = tmp_path / "bad.keras"
-    assert (
-        main(["-q", "ensemble", "--model", first, "--model", str(six / "model.keras"), "--out", str(out)])
-        == 65
-    )
+    assert ensemble_cli(out, first, six / "model.keras") == 65
     assert "only models of the same task" in capsys.readouterr().err
     assert ensemble_cli(out, first) == 2
-    assert (
-        main(["-q", "ensemble", "--model", first, "--model", str(tmp_path / "no.keras"), "--out", str(out)])
-        == 66
-    )
+    assert ensemble_cli(out, first, tmp_path / "no.keras") == 66
     assert not out.exists()
