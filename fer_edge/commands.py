@@ -283,8 +283,8 @@ def _add_predict(sub: Any, add_common: AddCommon) -> None:
     p.add_argument(
         "--tta",
         choices=["none", "flip"],
-        default="flip",
-        help="average each face with its mirror image (the daemon's default)",
+        default="none",
+        help="flip: average each face with its mirror image (the daemon's model.tta)",
     )
     p.set_defaults(handler=_predict)
 

@@ -66,6 +66,29 @@ def test_predict_finds_the_astronaut_smiling(astronaut: Path, tmp_path: Path) ->
     assert image is not None and image.shape == (512, 512, 3)
 
 
+def test_flip_averages_each_face_with_its_mirror(astronaut: Path) -> None:
+    """``model.tta: flip`` scores equal the mean of the face's and its mirror's scores."""
+    import numpy as np
+
+    from fer_edge.daemon.config import DetectorConfig
+    from fer_edge.daemon.detect import create_detector
+    from fer_edge.daemon.pipeline import FacePipeline
+    from fer_edge.preprocess import preprocess_faces
+    from fer_edge.runtime import EmotionModel
+
+    gray = cv2.imread(str(astronaut), cv2.IMREAD_GRAYSCALE)
+    model = EmotionModel(str(BUNDLED_MODEL))
+    detector = create_detector(DetectorConfig())
+    plain = FacePipeline(detector, model, "none").analyse(gray).faces
+    flipped = FacePipeline(detector, model, "flip").analyse(gray).faces
+    assert len(plain) == len(flipped) == 1 and plain[0].box == flipped[0].box
+    faces = preprocess_faces(gray, [plain[0].box], model.metadata.input_spec())
+    expected = (model.predict(faces) + model.predict(faces[:, :, ::-1])) / 2.0
+    got = np.array([flipped[0].scores[label] for label in model.labels])
+    assert np.allclose(got, expected[0], atol=1e-4)  # payload scores carry 4 decimals
+    assert not np.allclose(got, [plain[0].scores[label] for label in model.labels], atol=1e-3)
+
+
 def test_predict_video_samples_about_one_frame_a_second(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
