@@ -8,10 +8,16 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from fer_edge.cli import BUNDLED_MODEL, main
+from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
+from fer_edge.daemon.detect import create_detector
+from fer_edge.daemon.pipeline import FacePipeline
+from fer_edge.preprocess import preprocess_faces
+from fer_edge.runtime import EmotionModel
 
 NO_TF = (
     "import sys; from fer_edge.cli import main; code = main(sys.argv[1:]); "
@@ -68,14 +74,6 @@ def test_predict_finds_the_astronaut_smiling(astronaut: Path, tmp_path: Path) ->
 
 def test_flip_averages_each_face_with_its_mirror(astronaut: Path) -> None:
     """``model.tta: flip`` scores equal the mean of the face's and its mirror's scores."""
-    import numpy as np
-
-    from fer_edge.daemon.config import DetectorConfig
-    from fer_edge.daemon.detect import create_detector
-    from fer_edge.daemon.pipeline import FacePipeline
-    from fer_edge.preprocess import preprocess_faces
-    from fer_edge.runtime import EmotionModel
-
     gray = cv2.imread(str(astronaut), cv2.IMREAD_GRAYSCALE)
     model = EmotionModel(str(BUNDLED_MODEL))
     detector = create_detector(DetectorConfig())
