@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ import cv2
 import numpy as np
 
 from fer_edge.cli import BUNDLED_MODEL
-from fer_edge.daemon.bench import _stream_cpu, analyse_stream, per_face
+from fer_edge.daemon.bench import analyse_stream, median_stream_cpu, per_face
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, write_clip
 from fer_edge.daemon.detect import create_detector
@@ -112,12 +111,10 @@ def main() -> int:
             gop_s=1.0,
             noise=4.0,
         )
-        # medians of interleaved repeats: one pass over the clip is a fraction of a CPU second
-        ours, floor = [], []
-        for _ in range(args.repeats):
-            ours.append(_stream_cpu(clip, args.seconds, True, pipeline))
-            floor.append(_stream_cpu(clip, args.seconds, True, None))
-        ours_cpu, keyframe_decode = statistics.median(ours), statistics.median(floor)
+        every = DetectorConfig().full_scan_every
+        passes = {"ours": (True, pipeline, every), "floor": (True, None, every)}
+        costs = median_stream_cpu(clip, args.seconds, passes, args.repeats)
+        ours_cpu, keyframe_decode = costs["ours"], costs["floor"]
         ours_out = fer_edge_outputs(clip, pipeline)
         theirs_cpu, theirs_out = fer_run(clip, fer_detector, args.seconds)
     ours_face = per_face(str(BUNDLED_MODEL), 1, 300)["p50"]

@@ -107,6 +107,22 @@ def _stream_cpu(
     return (time.process_time() - start) / seconds
 
 
+# a stream pass: key frames only, the pipeline (None: decode only), full_scan_every
+StreamPass = tuple[bool, FacePipeline | None, int]
+
+
+def median_stream_cpu(
+    clip: Path, seconds: float, passes: dict[str, StreamPass], repeats: int
+) -> dict[str, float]:
+    """Median CPU seconds per stream second of each named pass, the passes interleaved: one pass
+    is a fraction of a CPU second, and the ratios between passes are what the figures are read for."""
+    samples: dict[str, list[float]] = {name: [] for name in passes}
+    for _ in range(repeats):
+        for name, (keyframes, pipeline, every) in passes.items():
+            samples[name].append(_stream_cpu(clip, seconds, keyframes, pipeline, every))
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def stream_costs(pipeline: FacePipeline, quick: bool) -> dict[str, Any]:
     """CPU per second of one 1080p25 stream with one face walking across it (a still face would
     flatter the daemon, which does not search again around a face where nothing changed)."""
@@ -124,20 +140,14 @@ def stream_costs(pipeline: FacePipeline, quick: bool) -> dict[str, Any]:
             gop_s=1.0,
             noise=4.0,
         )
-        passes: dict[str, tuple[bool, FacePipeline | None, int]] = {
+        passes: dict[str, StreamPass] = {
             "decode_all": (False, None, 1),
             "decode_keyframes": (True, None, 1),
             "pipeline_all_frames_1hz": (False, pipeline, DEFAULT_FULL_SCAN_EVERY),
             "pipeline_keyframes_1hz": (True, pipeline, DEFAULT_FULL_SCAN_EVERY),
             "pipeline_keyframes_1hz_full_scans": (True, pipeline, 1),
         }
-        # each figure is the median of interleaved repeats: one pass is a fraction of a CPU
-        # second, and the ratios between them are what the bench is read for
-        samples: dict[str, list[float]] = {name: [] for name in passes}
-        for _ in range(1 if quick else 5):
-            for name, (keyframes, pipe, every) in passes.items():
-                samples[name].append(_stream_cpu(clip, seconds, keyframes, pipe, every))
-        costs = {name: statistics.median(values) for name, values in samples.items()}
+        costs = median_stream_cpu(clip, seconds, passes, 1 if quick else 5)
     return {
         "seconds": seconds,
         "cpu_s_per_s": {k: round(v, 4) for k, v in costs.items()},
