@@ -55,6 +55,11 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--weight-decay", type=float)
     p.add_argument(
+        "--eye-band-rate",
+        type=float,
+        help="share of faces that get a glasses-like band over the eyes under --augment strong (default 0.15)",
+    )
+    p.add_argument(
         "--drop-class",
         action="append",
         default=[],
@@ -97,6 +102,7 @@ def _train(args: argparse.Namespace) -> int:
             "augment",
             "class_weights",
             "weight_decay",
+            "eye_band_rate",
             "seed",
             "resume",
             "drop_classes",

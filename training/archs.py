@@ -32,6 +32,7 @@ class Recipe:
     augment: str = "none"  # none | basic | strong
     class_weights: bool = False
     weight_decay: float = 0.0
+    eye_band_rate: float = 0.15  # share of faces given a glasses-like band (``strong`` only)
 
 
 @dataclass(frozen=True)

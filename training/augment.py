@@ -89,7 +89,7 @@ def _uniform(batch: tf.Tensor, low: float, high: float, seed: tf.Tensor) -> tf.T
     return tf.random.stateless_uniform([n, 1, 1, 1], seed, low, high)
 
 
-def _photometric(x: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+def _photometric(x: tf.Tensor, seeds: tf.Tensor, eye_band_rate: float) -> tf.Tensor:
     """Contrast, low light, eye band and random erasing, each on a random subset of the batch."""
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     contrast = _uniform(x, 0.7, 1.3, seeds[0])
@@ -104,7 +104,7 @@ def _photometric(x: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
     rows = rows / tf.cast(size, tf.float32)
     top = _uniform(x, EYE_BAND[0] - 0.05, EYE_BAND[0] + 0.05, seeds[5])
     bottom = top + _uniform(x, 0.10, 0.18, seeds[6])
-    band = (rows >= top) & (rows < bottom) & _per_image(x, 0.15, seeds[7])
+    band = (rows >= top) & (rows < bottom) & _per_image(x, eye_band_rate, seeds[7])
     x = tf.where(band, _uniform(x, 0.0, 2.0 * BAND_VALUE, seeds[8]), x)
     # random erasing: one rectangle, 2-12% of the area, filled with noise
     cols = tf.transpose(rows, [0, 2, 1, 3])
@@ -118,13 +118,17 @@ def _photometric(x: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
     return tf.where(erase, noise, x)
 
 
-def make_augmenter(strength: str, seed: int) -> Augmenter | None:
+def make_augmenter(strength: str, seed: int, eye_band_rate: float = 0.15) -> Augmenter | None:
     """A map function for an enumerated ``tf.data`` batch stream, or ``None`` for ``'none'``.
 
     It takes ``(step, (images, labels))``: the batch index seeds the stateless draws.
+    ``eye_band_rate`` is the share of faces that get the glasses-like band under ``strong``: the
+    occlusion the product is weakest on, so a warm restart can raise it without touching the rest.
     """
     if strength not in AUGMENTS:
         raise ValueError(f"augment must be one of {AUGMENTS}; received {strength!r}")
+    if not 0.0 <= eye_band_rate <= 1.0:
+        raise ValueError(f"eye band rate must lie in [0, 1]; received {eye_band_rate}")
     if strength == "none":
         return None
     ranges = GEOMETRY[strength]
@@ -135,7 +139,7 @@ def make_augmenter(strength: str, seed: int) -> Augmenter | None:
         seeds = tf.stack([tf.stack([tf.constant(seed, tf.int64) + i, step]) for i in range(21)])
         x = _affine(images, ranges, seeds[15:21])
         if strength == "strong":
-            x = _photometric(x, seeds)
+            x = _photometric(x, seeds, eye_band_rate)
         return x, labels
 
     return augment

@@ -47,6 +47,7 @@ class TrainConfig:
     augment: str | None = None
     class_weights: bool | None = None
     weight_decay: float | None = None
+    eye_band_rate: float | None = None
     seed: int = 1234
     resume: bool = False
     cache_dir: str | None = str(DEFAULT_CACHE)
@@ -131,7 +132,7 @@ def _dataset(
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(recipe.batch_size if training else 256)
-    augment = make_augmenter(recipe.augment, seed) if training else None
+    augment = make_augmenter(recipe.augment, seed, recipe.eye_band_rate) if training else None
     if augment is not None:
         ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -236,6 +237,8 @@ def _load_initial_weights(model: Any, path: str) -> None:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Run one training; returns the selection-split report of the best epoch."""
     recipe = cfg.recipe()
+    if not 0.0 <= recipe.eye_band_rate <= 1.0:
+        raise UsageError(f"--eye-band-rate {recipe.eye_band_rate}: expected a share between 0 and 1")
     classes = _class_list(cfg.drop_classes)
     if cfg.resume and not (Path(cfg.out) / "checkpoints" / "state.json").exists():
         raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
