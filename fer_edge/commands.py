@@ -57,7 +57,7 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     p.add_argument(
         "--eye-band-rate",
         type=float,
-        help="share of faces that get a glasses-like band over the eyes under --augment strong (default 0.15)",
+        help="share of faces given a glasses-like band over the eyes by --augment strong (default 0.15)",
     )
     p.add_argument(
         "--drop-class",
