@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +36,10 @@ def test_eye_band_rate_sets_the_share_of_banded_faces() -> None:
 def test_eye_band_rate_outside_zero_to_one_is_a_usage_error(fer_csv: Path, tmp_path: Path) -> None:
     assert train_cli("edge", fer_csv, tmp_path / "run", "--eye-band-rate", "1.5") == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_eye_band_rate_reaches_the_recorded_recipe(fer_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert train_cli("edge", fer_csv, out, "--eye-band-rate", "0.5", "--epochs", "1", "--limit", "64") == 0
+    recipe = json.loads((out / "model.json").read_text())["training"]["recipe"]
+    assert recipe["eye_band_rate"] == 0.5 and recipe["augment"] == "strong"

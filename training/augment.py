@@ -118,7 +118,7 @@ def _photometric(x: tf.Tensor, seeds: tf.Tensor, eye_band_rate: float) -> tf.Ten
     return tf.where(erase, noise, x)
 
 
-def make_augmenter(strength: str, seed: int, eye_band_rate: float = 0.15) -> Augmenter | None:
+def make_augmenter(strength: str, seed: int, eye_band_rate: float) -> Augmenter | None:
     """A map function for an enumerated ``tf.data`` batch stream, or ``None`` for ``'none'``.
 
     It takes ``(step, (images, labels))``: the batch index seeds the stateless draws.
