@@ -79,6 +79,21 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
         metavar="MODEL.keras",
         help="start from this trained model's weights (same --arch) with a fresh schedule: a warm restart",
     )
+    p.add_argument(
+        "--teacher",
+        metavar="MODEL.keras",
+        help="also learn from this trained model's probabilities (distillation; e.g. an ensemble)",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        help="share of each target taken from the teacher, in (0, 1] (default 0.5)",
+    )
+    p.add_argument(
+        "--distill-temperature",
+        type=float,
+        help="softmax temperature applied to the teacher's probabilities (default 2)",
+    )
     p.add_argument("--json", help="also write the final report here ('-' for stdout)")
     p.set_defaults(handler=_train)
 
@@ -109,8 +124,15 @@ def _train(args: argparse.Namespace) -> int:
             "limit",
             "backbone_weights",
             "init_from",
+            "teacher",
         )
     }
+    for name in ("distill_weight", "distill_temperature"):
+        value = getattr(args, name)
+        if value is not None:
+            if args.teacher is None:
+                raise UsageError(f"--{name.replace('_', '-')} needs --teacher")
+            fields[name] = value
     report = train(TrainConfig(arch=args.arch, data=args.data, out=args.out, cache_dir=cache, **fields))
     _print_summary(report)
     if args.json:

@@ -24,6 +24,7 @@ from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, save_metadata
 from fer_edge.training.archs import Recipe, count_macs, get_arch
 from fer_edge.training.data import Dataset, Split, load_dataset, select_classes
+from fer_edge.training.distill import Distillation, distilled_targets
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,16 @@ class TrainConfig:
     limit: int | None = None
     backbone_weights: str | None = None
     init_from: str | None = None
+    teacher: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     size: int = 48
+
+    def distillation(self) -> Distillation | None:
+        """The teacher's part in the targets, when this run learns from one."""
+        if self.teacher is None:
+            return None
+        return Distillation(self.teacher, self.distill_weight, self.distill_temperature)
 
     def recipe(self) -> Recipe:
         """The architecture's recipe with this run's overrides applied."""
@@ -119,16 +129,14 @@ def _make_optimizer(recipe: Recipe) -> Any:
     raise UsageError(f"--optimizer {recipe.optimizer}: expected sgd, adam, adamw or adamax")
 
 
-def _dataset(
-    x: np.ndarray, y: np.ndarray, num_classes: int, recipe: Recipe, seed: int, training: bool
-) -> Any:
+def _dataset(x: np.ndarray, targets: np.ndarray, recipe: Recipe, seed: int, training: bool) -> Any:
+    """Batches of faces and target distributions (one-hot, or mixed with a teacher's)."""
     import tensorflow as tf
 
     from fer_edge.training.augment import make_augmenter
 
     images = x.astype(np.float32)[..., np.newaxis]
-    onehot = np.eye(num_classes, dtype=np.float32)[y]
-    ds = tf.data.Dataset.from_tensor_slices((images, onehot))
+    ds = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32)))
     if training:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(recipe.batch_size if training else 256)
@@ -239,6 +247,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     recipe = cfg.recipe()
     if not 0.0 <= recipe.eye_band_rate <= 1.0:
         raise UsageError(f"--eye-band-rate {recipe.eye_band_rate}: expected a share between 0 and 1")
+    distillation = cfg.distillation()
+    if distillation is not None:
+        distillation.check()
     classes = _class_list(cfg.drop_classes)
     if cfg.resume and not (Path(cfg.out) / "checkpoints" / "state.json").exists():
         raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
@@ -273,6 +284,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             "seed": cfg.seed,
             "recipe": asdict(recipe),
             **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
+            **({"distillation": distillation.record()} if distillation else {}),
         },
         command=current_command(),
     )
@@ -298,7 +310,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
             metrics=["accuracy"],
         )
-    out.mkdir(parents=True, exist_ok=True)  # only once the model is built: a refused run writes nothing
+    onehot = np.eye(len(classes), dtype=np.float32)
+    targets = (
+        distilled_targets(distillation, x_train, y_train, len(classes)) if distillation else onehot[y_train]
+    )
+    out.mkdir(parents=True, exist_ok=True)  # only once model and targets exist: a refused run writes nothing
     meta.training["params"] = int(model.count_params())
     meta.training["macs"] = count_macs(model)
     logger.info(
@@ -315,8 +331,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     if state.epoch < epochs:
         model.fit(
-            _dataset(x_train, y_train, len(classes), recipe, cfg.seed, training=True),
-            validation_data=_dataset(x_sel, y_sel, len(classes), recipe, cfg.seed, training=False),
+            _dataset(x_train, targets, recipe, cfg.seed, training=True),
+            validation_data=_dataset(x_sel, onehot[y_sel], recipe, cfg.seed, training=False),
             epochs=epochs,
             initial_epoch=state.epoch,
             shuffle=False,
