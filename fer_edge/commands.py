@@ -82,7 +82,8 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     p.add_argument(
         "--teacher",
         metavar="MODEL.keras",
-        help="also learn from this trained model's probabilities (distillation; e.g. an ensemble)",
+        help="also learn from this trained model's probabilities (distillation, e.g. from an ensemble); "
+        "give it again with --resume",
     )
     p.add_argument(
         "--distill-weight",
