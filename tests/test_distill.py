@@ -82,7 +82,8 @@ def test_a_student_of_an_always_happy_teacher_calls_faces_happy(
     predicted = np.asarray(report["confusion"]).sum(axis=0)
     assert predicted[HAPPY] >= 0.9 * predicted.sum()
     recorded = json.loads((out / "model.json").read_text())["training"]["distillation"]
-    assert recorded == {"teacher": f"{happy_teacher.parent.name}/happy.keras", "weight": 1.0, "temperature": 1.0}
+    teacher = f"{happy_teacher.parent.name}/happy.keras"
+    assert recorded == {"teacher": teacher, "weight": 1.0, "temperature": 1.0}
 
 
 @pytest.mark.parametrize(
