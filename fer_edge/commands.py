@@ -81,9 +81,9 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     )
     p.add_argument(
         "--teacher",
-        metavar="MODEL.keras",
-        help="also learn from this trained model's probabilities (distillation, e.g. from an ensemble); "
-        "give it again with --resume",
+        metavar="MODEL",
+        help="also learn from this trained .keras or .tflite model's probabilities "
+        "(distillation, e.g. from an ensemble); give it again with --resume",
     )
     p.add_argument(
         "--distill-weight",

@@ -54,10 +54,23 @@ def test_targets_mix_the_label_and_the_teacher(happy_teacher: Path) -> None:
 
     faces = np.random.default_rng(0).integers(0, 256, (4, 48, 48)).astype(np.uint8)
     labels = np.array([0, 2, HAPPY, 6])
-    targets = distilled_targets(Distillation(str(happy_teacher), 0.25, 1.0), faces, labels, len(LABELS))
+    targets = distilled_targets(Distillation(str(happy_teacher), 0.25, 1.0), faces, labels, list(LABELS))
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(targets[np.arange(4), labels], [0.75, 0.75, 1.0, 0.75], atol=1e-3)
     np.testing.assert_allclose(targets[[0, 1, 3], HAPPY], 0.25, atol=1e-3)
+
+
+def test_a_tflite_teacher_scores_a_face_and_its_mirror_alike() -> None:
+    """The bundled int8 model can teach; flip averaging makes its targets blind to mirroring."""
+    from fer_edge.cli import BUNDLED_MODEL
+    from fer_edge.training.distill import teacher_probabilities
+
+    faces = np.random.default_rng(1).integers(0, 256, (6, 48, 48)).astype(np.uint8)
+    plain = teacher_probabilities(str(BUNDLED_MODEL), faces, list(LABELS))
+    mirrored = teacher_probabilities(str(BUNDLED_MODEL), faces[:, :, ::-1].copy(), list(LABELS))
+    assert plain.shape == (6, len(LABELS))
+    np.testing.assert_allclose(plain.sum(axis=1), 1.0, atol=0.02)  # int8 softmax steps of 1/256
+    np.testing.assert_allclose(plain, mirrored, atol=1e-6)
 
 
 def test_a_student_of_an_always_happy_teacher_calls_faces_happy(
@@ -93,6 +106,7 @@ def test_a_student_of_an_always_happy_teacher_calls_faces_happy(
         (["--teacher", "{teacher}", "--distill-weight", "0"], 2),
         (["--teacher", "{teacher}", "--distill-temperature", "-1"], 2),
         (["--teacher", "missing.keras"], 66),
+        (["--teacher", "teacher.onnx"], 2),
         (["--teacher", "{teacher}", "--drop-class", "disgust"], 65),  # 7-class teacher, 6-class run
     ],
 )

@@ -39,8 +39,11 @@ class Distillation:
             raise UsageError(f"--distill-weight {self.weight}: expected a share above 0, at most 1")
         if not self.temperature > 0.0:
             raise UsageError(f"--distill-temperature {self.temperature}: expected a positive number")
-        if not Path(self.teacher).is_file():
-            raise MissingInputError(f"{self.teacher}: no such teacher model")
+        teacher = Path(self.teacher)
+        if teacher.suffix not in (".keras", ".tflite"):
+            raise UsageError(f"--teacher {teacher}: expected a .keras or .tflite model")
+        if not teacher.is_file():
+            raise MissingInputError(f"{teacher}: no such teacher model")
 
     def record(self) -> dict[str, object]:
         """What the model's metadata keeps of it: enough to say where its targets came from."""
@@ -60,34 +63,35 @@ def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def teacher_probabilities(path: str, images: np.ndarray, num_classes: int) -> np.ndarray:
-    """The teacher's mean softmax over each face and its mirror image (N x classes)."""
-    import keras
+def teacher_probabilities(path: str, images: np.ndarray, classes: list[str]) -> np.ndarray:
+    """The teacher's mean softmax over each face and its mirror image (N x classes).
 
-    teacher = keras.models.load_model(path, compile=False)
-    expected = (images.shape[1], images.shape[2], 1)
-    if tuple(teacher.input_shape[1:]) != expected or teacher.output_shape[-1] != num_classes:
+    Any model ``fer-edge evaluate`` reads can teach (``.keras``, or a ``.tflite`` such as the
+    bundled int8 model), scored by the same code and flip averaging as ``--tta flip``.
+    """
+    from fer_edge.training.evaluate import load_classifier, predict_proba
+
+    teacher = load_classifier(path)
+    size = teacher.metadata.input_spec().size
+    if list(teacher.metadata.labels) != list(classes) or size != images.shape[1]:
         raise DataError(
-            f"{path}: the teacher takes {tuple(teacher.input_shape[1:])} and gives "
-            f"{teacher.output_shape[-1]} classes; this run needs {expected} and {num_classes}"
+            f"{path}: the teacher knows {', '.join(teacher.metadata.labels)} at {size}x{size}; "
+            f"this run trains {', '.join(classes)} at {images.shape[1]}x{images.shape[2]}"
         )
-    faces = images.astype(np.float32)[..., np.newaxis]
-    plain = teacher.predict(faces, batch_size=256, verbose=0)
-    mirrored = teacher.predict(faces[:, :, ::-1], batch_size=256, verbose=0)
-    return ((plain + mirrored) / 2).astype(np.float32)
+    return predict_proba(teacher, images, tta="flip").astype(np.float32)
 
 
 def distilled_targets(
-    distillation: Distillation, images: np.ndarray, labels: np.ndarray, num_classes: int
+    distillation: Distillation, images: np.ndarray, labels: np.ndarray, classes: list[str]
 ) -> np.ndarray:
     """``(1 - w) * one_hot(label) + w * softened teacher``: each row still sums to one."""
-    probabilities = teacher_probabilities(distillation.teacher, images, num_classes)
+    probabilities = teacher_probabilities(distillation.teacher, images, classes)
     agreement = float((probabilities.argmax(axis=1) == labels).mean())
     logger.info(
         "teacher %s agrees with %.1f%% of the training labels",
         Path(distillation.teacher).name,
         100 * agreement,
     )
-    onehot = np.eye(num_classes, dtype=np.float32)[labels]
+    onehot = np.eye(len(classes), dtype=np.float32)[labels]
     soft = soften(probabilities, distillation.temperature)
     return (1.0 - distillation.weight) * onehot + distillation.weight * soft

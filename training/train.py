@@ -311,9 +311,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             metrics=["accuracy"],
         )
     onehot = np.eye(len(classes), dtype=np.float32)
-    targets = (
-        distilled_targets(distillation, x_train, y_train, len(classes)) if distillation else onehot[y_train]
-    )
+    targets = distilled_targets(distillation, x_train, y_train, classes) if distillation else onehot[y_train]
     out.mkdir(parents=True, exist_ok=True)  # only once model and targets exist: a refused run writes nothing
     meta.training["params"] = int(model.count_params())
     meta.training["macs"] = count_macs(model)
