@@ -30,8 +30,8 @@ class Distillation:
     """How much of the target comes from the teacher, and how far its probabilities are softened."""
 
     teacher: str
-    weight: float = 0.5
-    temperature: float = 2.0
+    weight: float  # defaults live in ``TrainConfig``, the one place a run's settings default
+    temperature: float
 
     def check(self) -> None:
         """Refuse settings that cannot mean anything before any data is read."""
