@@ -141,6 +141,78 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- teach / distill (any Keras backend: GPU boxes without TensorFlow) ---------------------------
+
+
+def _add_accelerated_common(p: Any) -> None:
+    p.add_argument("--data", required=True, help="FER2013 .csv/.csv.gz or an image folder")
+    p.add_argument("--out", required=True, help="output folder")
+    length = p.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=int)
+    length.add_argument(
+        "--time-budget", type=float, metavar="SECONDS", help="train this long (wall clock); cosine over it"
+    )
+    p.add_argument("--lr", type=float, default=0.05, dest="learning_rate", help="peak (default 0.05)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--eye-band-rate", type=float, default=0.3, help="share of faces given the band (0.3)")
+    p.add_argument("--warmup", type=int, default=5, help="epochs of linear warm-up (default 5)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--limit", type=int, help="train on at most this many faces (quick runs)")
+    p.add_argument("--cache-dir", help="where decoded datasets are cached ('none' disables)")
+    p.add_argument("--json", help="also write the final report here ('-' for stdout)")
+
+
+def _add_teach(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser(
+        "teach",
+        help="train the VGG-style teacher for fer-edge distill (any Keras backend; meant for a GPU)",
+    )
+    _add_accelerated_common(p)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.set_defaults(handler=_accelerated)
+
+
+def _add_distill(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser(
+        "distill",
+        help="train an edge model that matches teachers on every augmented face (any Keras backend)",
+    )
+    _add_accelerated_common(p)
+    p.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        dest="teachers",
+        metavar="MODEL.keras",
+        help="a trained teacher (repeat: their mean teaches)",
+    )
+    p.add_argument(
+        "--teacher-weight",
+        type=float,
+        default=0.5,
+        help="share of each target taken from the teachers, in (0, 1] (default 0.5)",
+    )
+    p.add_argument("--width", type=int, default=32, help="edge width (default 32)")
+    p.set_defaults(handler=_accelerated)
+
+
+def _accelerated(args: argparse.Namespace) -> int:
+    from fer_edge.training.train import DEFAULT_CACHE
+
+    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    names = ["epochs", "time_budget", "learning_rate", "batch_size", "weight_decay", "eye_band_rate"]
+    names += ["warmup", "seed", "limit", "label_smoothing", "teachers", "teacher_weight", "width"]
+    fields = {k: getattr(args, k) for k in names if hasattr(args, k)}
+    from fer_edge.training.accelerated import AcceleratedConfig, run_accelerated
+
+    report = run_accelerated(AcceleratedConfig(data=args.data, out=args.out, cache_dir=cache, **fields))
+    _print_summary(report)
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
 def _add_ensemble(sub: Any, add_common: AddCommon) -> None:
     p = sub.add_parser("ensemble", help="average trained .keras models into one (calibrate it next)")
     p.add_argument(
@@ -349,7 +421,17 @@ def _bench(args: argparse.Namespace) -> int:
 
 def register_all(sub: Any, add_common: AddCommon) -> None:
     """Add every subcommand to ``sub``."""
-    for add in (_add_train, _add_ensemble, _add_evaluate, _add_calibrate, _add_run, _add_predict, _add_bench):
+    for add in (
+        _add_train,
+        _add_teach,
+        _add_distill,
+        _add_ensemble,
+        _add_evaluate,
+        _add_calibrate,
+        _add_run,
+        _add_predict,
+        _add_bench,
+    ):
         add(sub, add_common)
 
 

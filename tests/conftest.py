@@ -34,3 +34,30 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory, trained_run: Path, fer_
     code = calibrate_cli(trained_run / "model.keras", fer_csv, "int8", out, "--calibration-size", "70")
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def happy_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 'model' that calls every face happy with 99.99% confidence, whatever the face shows."""
+    import keras
+    import numpy as np
+
+    from fer_edge.labels import LABELS
+
+    bias = np.zeros(len(LABELS), dtype=np.float32)
+    bias[LABELS.index("happy")] = 10.0
+    model = keras.Sequential(
+        [
+            keras.Input((48, 48, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(
+                len(LABELS),
+                activation="softmax",
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(bias),
+            ),
+        ]
+    )
+    path = tmp_path_factory.mktemp("teacher") / "happy.keras"
+    model.save(path)
+    return path

@@ -95,3 +95,10 @@ def ensemble_cli(out: Path, *models: str | Path) -> int:
     from fer_edge.cli import main
 
     return main(["-q", "ensemble", *(a for m in models for a in ("--model", str(m))), "--out", str(out)])
+
+
+def accelerated_cli(command: str, data: Path, out: Path, *extra: str) -> int:
+    """Run ``fer-edge -q teach`` or ``distill`` in-process without a dataset cache; returns its exit code."""
+    from fer_edge.cli import main
+
+    return main(["-q", command, "--data", str(data), "--out", str(out), "--cache-dir", "none", *extra])

@@ -16,28 +16,6 @@ keras = pytest.importorskip("keras")
 HAPPY = LABELS.index("happy")
 
 
-@pytest.fixture(scope="module")
-def happy_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 'model' that calls every face happy with 99.99% confidence, whatever the face shows."""
-    bias = np.zeros(len(LABELS), dtype=np.float32)
-    bias[HAPPY] = 10.0
-    model = keras.Sequential(
-        [
-            keras.Input((48, 48, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(
-                len(LABELS),
-                activation="softmax",
-                kernel_initializer="zeros",
-                bias_initializer=keras.initializers.Constant(bias),
-            ),
-        ]
-    )
-    path = tmp_path_factory.mktemp("teacher") / "happy.keras"
-    model.save(path)
-    return path
-
-
 def test_soften_keeps_the_ranking_and_spreads_the_mass() -> None:
     from fer_edge.training.distill import soften
 

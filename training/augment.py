@@ -12,28 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import tensorflow as tf
 
-from fer_edge.training.robustness import BAND_VALUE, EYE_BAND, TILT_DEGREES
+from fer_edge.training.augment_ranges import GEOMETRY, PHOTOMETRIC, GeometryRanges, affine_transforms
 
 AUGMENTS = ("none", "basic", "strong")
 Augmenter = Callable[[tf.Tensor, tuple[tf.Tensor, tf.Tensor]], tuple[tf.Tensor, tf.Tensor]]
-
-
-@dataclass(frozen=True)
-class GeometryRanges:
-    degrees: float
-    zoom: float  # +- fraction
-    shift: float  # +- fraction of the side
-    shear: float  # +- shear factor
-
-
-GEOMETRY = {
-    "basic": GeometryRanges(degrees=10.0, zoom=0.1, shift=0.1, shear=0.0),
-    "strong": GeometryRanges(degrees=TILT_DEGREES + 5.0, zoom=0.15, shift=0.1, shear=0.1),
-}
 
 
 def _draw(n: tf.Tensor, seed: tf.Tensor, low: float, high: float) -> tf.Tensor:
@@ -50,24 +35,7 @@ def _affine(images: tf.Tensor, ranges: GeometryRanges, seeds: tf.Tensor) -> tf.T
     flip = tf.where(_draw(n, seeds[3], 0.0, 1.0) < 0.5, -1.0, 1.0)
     tx = _draw(n, seeds[4], -ranges.shift, ranges.shift) * size
     ty = _draw(n, seeds[5], -ranges.shift, ranges.shift) * size
-    cos, sin = tf.cos(theta), tf.sin(theta)
-    # input = A @ (output - centre) + centre + t, with A = R(theta) @ Shear @ Flip / zoom
-    a0, a1 = cos * flip * inv_zoom, (cos * shear - sin) * inv_zoom
-    b0, b1 = sin * flip * inv_zoom, (sin * shear + cos) * inv_zoom
-    c = (size - 1.0) / 2.0
-    transforms = tf.stack(
-        [
-            a0,
-            a1,
-            c + tx - a0 * c - a1 * c,
-            b0,
-            b1,
-            c + ty - b0 * c - b1 * c,
-            tf.zeros([n]),
-            tf.zeros([n]),
-        ],
-        axis=1,
-    )
+    transforms = affine_transforms(tf, theta, inv_zoom, shear, flip, tx, ty, size)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
@@ -91,29 +59,27 @@ def _uniform(batch: tf.Tensor, low: float, high: float, seed: tf.Tensor) -> tf.T
 
 def _photometric(x: tf.Tensor, seeds: tf.Tensor, eye_band_rate: float) -> tf.Tensor:
     """Contrast, low light, eye band and random erasing, each on a random subset of the batch."""
+    r = PHOTOMETRIC
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    contrast = _uniform(x, 0.7, 1.3, seeds[0])
-    x = tf.clip_by_value((x - mean) * contrast + mean + _uniform(x, -20.0, 20.0, seeds[1]), 0, 255)
-    # low light: gain and gamma (the robustness report's condition lies inside these ranges)
-    gain, gamma = _uniform(x, 0.3, 0.9, seeds[2]), _uniform(x, 1.0, 2.2, seeds[3])
+    contrast = _uniform(x, *r.contrast, seeds[0])
+    x = tf.clip_by_value((x - mean) * contrast + mean + _uniform(x, *r.brightness, seeds[1]), 0, 255)
+    gain, gamma = _uniform(x, *r.dim_gain, seeds[2]), _uniform(x, *r.dim_gamma, seeds[3])
     dim = 255.0 * gain * tf.pow(x / 255.0, gamma)
-    x = tf.where(_per_image(x, 0.25, seeds[4]), dim, x)
-    # a dark band over the eyes, like sunglasses
+    x = tf.where(_per_image(x, r.dim_share, seeds[4]), dim, x)
     size = tf.shape(x)[1]
     rows = tf.cast(tf.range(size), tf.float32)[tf.newaxis, :, tf.newaxis, tf.newaxis]
     rows = rows / tf.cast(size, tf.float32)
-    top = _uniform(x, EYE_BAND[0] - 0.05, EYE_BAND[0] + 0.05, seeds[5])
-    bottom = top + _uniform(x, 0.10, 0.18, seeds[6])
+    top = _uniform(x, *r.band_top, seeds[5])
+    bottom = top + _uniform(x, *r.band_height, seeds[6])
     band = (rows >= top) & (rows < bottom) & _per_image(x, eye_band_rate, seeds[7])
-    x = tf.where(band, _uniform(x, 0.0, 2.0 * BAND_VALUE, seeds[8]), x)
-    # random erasing: one rectangle, 2-12% of the area, filled with noise
+    x = tf.where(band, _uniform(x, *r.band_value, seeds[8]), x)
     cols = tf.transpose(rows, [0, 2, 1, 3])
-    area, aspect = _uniform(x, 0.02, 0.12, seeds[9]), _uniform(x, 0.5, 2.0, seeds[10])
+    area, aspect = _uniform(x, *r.erase_area, seeds[9]), _uniform(x, *r.erase_aspect, seeds[10])
     eh, ew = tf.sqrt(area * aspect), tf.sqrt(area / aspect)
     ey = _uniform(x, 0.0, 1.0, seeds[11]) * (1 - eh)
     ex = _uniform(x, 0.0, 1.0, seeds[12]) * (1 - ew)
     erase = (rows >= ey) & (rows < ey + eh) & (cols >= ex) & (cols < ex + ew)
-    erase &= _per_image(x, 0.25, seeds[13])
+    erase &= _per_image(x, r.erase_share, seeds[13])
     noise = tf.random.stateless_uniform(tf.shape(x), seeds[14], 0.0, 255.0)
     return tf.where(erase, noise, x)
 

@@ -339,10 +339,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             verbose=1 if sys.stdout.isatty() else 2,
         )
     selection = Split(x_sel, np.asarray([LABELS.index(classes[i]) for i in y_sel]))
-    return _finish(out, cfg.data, sel_name, selection, state)
+    return _finish(out, cfg.data, sel_name, selection, state.history)
 
 
-def _finish(out: Path, data: str, sel_name: str, selection: Split, state: _RunState) -> dict[str, Any]:
+def _finish(
+    out: Path, data: str, sel_name: str, selection: Split, history: dict[str, list[float]]
+) -> dict[str, Any]:
     """Score the best model on the selection split; write report, curves, confusion."""
     from fer_edge.training.evaluate import evaluate_split, load_classifier
     from fer_edge.training.plots import plot_confusion, plot_curves
@@ -356,7 +358,7 @@ def _finish(out: Path, data: str, sel_name: str, selection: Split, state: _RunSt
         **evaluation.report,
     }
     write_json(out / "report.json", report)
-    plot_curves(state.history, out / "curves.png")
+    plot_curves(history, out / "curves.png")
     plot_confusion(
         report["confusion"],
         evaluation.labels,
