@@ -36,11 +36,11 @@ from keras import layers, ops
 from fer_edge.atomic import atomic_path, write_json
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
-from fer_edge.metadata import ModelMetadata, current_command, load_metadata, save_metadata
+from fer_edge.metadata import load_metadata, save_metadata
 from fer_edge.training.archs import TEACHER_ARCH, build_edge, build_model, count_macs
-from fer_edge.training.data import load_dataset, select_classes
+from fer_edge.training.data import Split
 from fer_edge.training.neutral_augment import StrongAugment
-from fer_edge.training.train import DEFAULT_CACHE, _finish, _splits
+from fer_edge.training.train import DEFAULT_CACHE, _finish, load_training_faces
 
 logger = logging.getLogger(__name__)
 
@@ -195,15 +195,8 @@ def _training_graph(cfg: AcceleratedConfig, model: keras.Model, teachers: list[k
 def run_accelerated(cfg: AcceleratedConfig) -> dict[str, Any]:
     """Train a teacher (no ``cfg.teachers``) or a distilled ``edge`` student; return its report."""
     cfg.check()
-    dataset = load_dataset(cfg.data, cfg.size, cfg.cache_dir)
-    train_name, train_split, sel_name, sel_split = _splits(dataset, cfg.seed)
-    x_train, y_train = select_classes(train_split, list(LABELS))
-    x_sel, y_sel = select_classes(sel_split, list(LABELS))
-    if cfg.limit:
-        pick = np.random.default_rng(cfg.seed).permutation(len(y_train))[: cfg.limit]
-        x_train, y_train = x_train[pick], y_train[pick]
-    if len(y_train) == 0 or len(y_sel) == 0:
-        raise DataError(f"{cfg.data}: no training or selection faces")
+    faces = load_training_faces(cfg.data, cfg.size, cfg.cache_dir, cfg.seed, list(LABELS), cfg.limit)
+    x_train, y_train, x_sel, y_sel = faces.x_train, faces.y_train, faces.x_sel, faces.y_sel
     teachers, teacher_records = _load_teachers(cfg.teachers, cfg.size)
 
     keras.utils.set_random_seed(cfg.seed)
@@ -227,23 +220,15 @@ def run_accelerated(cfg: AcceleratedConfig) -> dict[str, Any]:
     recipe = {
         k: v for k, v in asdict(cfg).items() if k not in ("data", "out", "teachers", "cache_dir", "limit")
     }
-    meta = ModelMetadata(
-        labels=list(LABELS),
-        input_shape=[cfg.size, cfg.size, 1],
-        arch=cfg.arch,
-        training={
-            "data": Path(cfg.data).name,
-            "train_split": train_name,
-            "selection_split": sel_name,
-            "train_faces": len(y_train),
-            "trainer": f"accelerated ({keras.backend.backend()} backend)",
-            "seed": cfg.seed,
-            "recipe": recipe,
-            **({"teachers": teacher_records} if teachers else {}),
-            "params": int(model.count_params()),
-            "macs": count_macs(model),
-        },
-        command=current_command(),
+    meta = faces.metadata(
+        cfg.data,
+        cfg.arch,
+        cfg.seed,
+        trainer=f"accelerated ({keras.backend.backend()} backend)",
+        recipe=recipe,
+        **({"teachers": teacher_records} if teachers else {}),
+        params=int(model.count_params()),
+        macs=count_macs(model),
     )
     schedule = _Schedule(cfg, model, x_sel[..., None].astype(np.float32), y_sel)
 
@@ -260,9 +245,9 @@ def run_accelerated(cfg: AcceleratedConfig) -> dict[str, Any]:
         cfg.arch,
         model.count_params(),
         len(y_train),
-        train_name,
+        faces.train_name,
         len(y_sel),
-        sel_name,
+        faces.sel_name,
         len(teachers),
         keras.backend.backend(),
     )
@@ -279,5 +264,5 @@ def run_accelerated(cfg: AcceleratedConfig) -> dict[str, Any]:
     meta.training["epochs"] = len(schedule.history["loss"])
     save_metadata(out / "model.keras", meta)
     write_json(out / "history.json", schedule.history)
-    selection = type(sel_split)(x_sel, y_sel)
-    return _finish(out, cfg.data, sel_name, selection, schedule.history)
+    selection = Split(x_sel, y_sel)  # all seven classes: labels index LABELS already
+    return _finish(out, cfg.data, faces.sel_name, selection, schedule.history)

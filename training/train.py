@@ -107,6 +107,54 @@ def _splits(dataset: Dataset, seed: int) -> tuple[str, Split, str, Split]:
     )
 
 
+@dataclass
+class TrainingFaces:
+    """The faces a run trains on and selects with, their classes, and the names of their splits."""
+
+    classes: list[str]
+    train_name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    sel_name: str
+    x_sel: np.ndarray
+    y_sel: np.ndarray
+
+    def metadata(self, data: str, arch: str, seed: int, **training: Any) -> ModelMetadata:
+        """A run's metadata: what every trainer records, then its own ``training`` fields."""
+        size = int(self.x_train.shape[1])
+        return ModelMetadata(
+            labels=list(self.classes),
+            input_shape=[size, size, 1],
+            arch=arch,
+            training={
+                "data": Path(data).name,
+                "train_split": self.train_name,
+                "selection_split": self.sel_name,
+                "train_faces": len(self.y_train),
+                "seed": seed,
+                **training,
+            },
+            command=current_command(),
+        )
+
+
+def load_training_faces(
+    data: str, size: int, cache_dir: str | None, seed: int, classes: list[str], limit: int | None
+) -> TrainingFaces:
+    """Training and selection faces of ``classes`` (labels indexing ``classes``); ``limit`` keeps a
+    seeded random subset of the training faces for quick runs."""
+    dataset = load_dataset(data, size, cache_dir)
+    train_name, train_split, sel_name, sel_split = _splits(dataset, seed)
+    x_train, y_train = select_classes(train_split, classes)
+    x_sel, y_sel = select_classes(sel_split, classes)
+    if limit:
+        pick = np.random.default_rng(seed).permutation(len(y_train))[:limit]
+        x_train, y_train = x_train[pick], y_train[pick]
+    if len(y_train) == 0 or len(y_sel) == 0:
+        raise DataError(f"{data}: no training or selection faces of the chosen classes")
+    return TrainingFaces(list(classes), train_name, x_train, y_train, sel_name, x_sel, y_sel)
+
+
 def balanced_class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
     """n / (k * count): rare classes (disgust) weigh more."""
     counts = np.bincount(y, minlength=num_classes).astype(np.float64)
@@ -255,15 +303,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
     if cfg.init_from and not cfg.resume and not Path(cfg.init_from).is_file():
         raise MissingInputError(f"{cfg.init_from}: no such model to start from")
-    dataset = load_dataset(cfg.data, cfg.size, cfg.cache_dir)
-    train_name, train_split, sel_name, sel_split = _splits(dataset, cfg.seed)
-    x_train, y_train = select_classes(train_split, classes)
-    x_sel, y_sel = select_classes(sel_split, classes)
-    if cfg.limit:
-        pick = np.random.default_rng(cfg.seed).permutation(len(y_train))[: cfg.limit]
-        x_train, y_train = x_train[pick], y_train[pick]
-    if len(y_train) == 0 or len(y_sel) == 0:
-        raise DataError(f"{cfg.data}: no training or selection faces of the chosen classes")
+    faces = load_training_faces(cfg.data, cfg.size, cfg.cache_dir, cfg.seed, classes, cfg.limit)
+    x_train, y_train, x_sel, y_sel = faces.x_train, faces.y_train, faces.x_sel, faces.y_sel
+    train_name, sel_name = faces.train_name, faces.sel_name
 
     import keras
 
@@ -271,22 +313,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     state = _RunState(out)
     epochs = cfg.epochs or recipe.epochs
-    meta = ModelMetadata(
-        labels=classes,
-        input_shape=[cfg.size, cfg.size, 1],
-        arch=cfg.arch,
-        training={
-            "data": Path(cfg.data).name,
-            "train_split": train_name,
-            "selection_split": sel_name,
-            "train_faces": len(y_train),
-            "epochs": epochs,
-            "seed": cfg.seed,
-            "recipe": asdict(recipe),
-            **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
-            **({"distillation": distillation.record()} if distillation else {}),
-        },
-        command=current_command(),
+    meta = faces.metadata(
+        cfg.data,
+        cfg.arch,
+        cfg.seed,
+        epochs=epochs,
+        recipe=asdict(recipe),
+        **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
+        **({"distillation": distillation.record()} if distillation else {}),
     )
     if cfg.resume:
         state.load()
