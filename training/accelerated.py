@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,15 +97,22 @@ class _Schedule(keras.callbacks.Callback):
     """Warm-up then cosine over epochs or wall-clock; scores each epoch; keeps the best weights."""
 
     def __init__(
-        self, cfg: AcceleratedConfig, scored: keras.Model, x_sel: np.ndarray, y_sel: np.ndarray
+        self,
+        cfg: AcceleratedConfig,
+        scored: keras.Model,
+        selection: tuple[np.ndarray, np.ndarray],
+        on_best: Callable[[float, int], None],
     ) -> None:
         super().__init__()
-        self.cfg, self.scored, self.x_sel, self.y_sel = cfg, scored, x_sel, y_sel
+        self.cfg, self.scored, self.on_best = cfg, scored, on_best
+        self.x_sel, self.y_sel = selection
         self.start = self.epoch_start = time.monotonic()
         self.longest_epoch = 0.0
         self.best = (-math.inf, 0)
         self.history: dict[str, list[float]] = {}
-        self.on_best: Any = None
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.start = time.monotonic()  # the budget starts with training, not with data loading
 
     def _progress(self, epoch: int, now: float) -> float:
         if self.cfg.time_budget is not None:
@@ -230,16 +238,15 @@ def run_accelerated(cfg: AcceleratedConfig) -> dict[str, Any]:
         params=int(model.count_params()),
         macs=count_macs(model),
     )
-    schedule = _Schedule(cfg, model, x_sel[..., None].astype(np.float32), y_sel)
 
     def keep_best(score: float, epoch: int) -> None:
         with atomic_path(out / "model.keras") as tmp:
             model.save(tmp)
         meta.metrics = {"selection_accuracy": round(score, 4), "epoch": epoch}
-        meta.training["epochs"] = len(schedule.history["loss"])
+        meta.training["epochs"] = epoch  # so far: a new best is always the latest epoch
         save_metadata(out / "model.keras", meta)
 
-    schedule.on_best = keep_best
+    schedule = _Schedule(cfg, model, (x_sel[..., None].astype(np.float32), y_sel), keep_best)
     logger.info(
         "%s: %d parameters, %d training faces (%s), %d selection faces (%s), %d teacher(s), %s backend",
         cfg.arch,
