@@ -23,6 +23,15 @@ def _require_data(args: argparse.Namespace) -> str:
     return args.data
 
 
+def _cache_dir(args: argparse.Namespace) -> str | None:
+    """Where decoded datasets are cached: ``--cache-dir``, the default, or nowhere for 'none'."""
+    if args.cache_dir == "none":
+        return None
+    from fer_edge.training.train import DEFAULT_CACHE
+
+    return args.cache_dir or str(DEFAULT_CACHE)
+
+
 def _print_summary(report: dict[str, Any]) -> None:
     print(
         f"{report['split']}: n={report['n']} accuracy={report['accuracy']:.4f} "
@@ -101,10 +110,10 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from fer_edge.training.archs import get_arch
-    from fer_edge.training.train import DEFAULT_CACHE, TrainConfig, train
+    from fer_edge.training.train import TrainConfig, train
 
     get_arch(args.arch)  # an unknown --arch is a usage error before any data is read
-    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    cache = _cache_dir(args)
     fields = {
         k: getattr(args, k)
         for k in (
@@ -198,9 +207,7 @@ def _add_distill(sub: Any, add_common: AddCommon) -> None:
 
 
 def _accelerated(args: argparse.Namespace) -> int:
-    from fer_edge.training.train import DEFAULT_CACHE
-
-    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    cache = _cache_dir(args)
     names = ["epochs", "time_budget", "learning_rate", "batch_size", "weight_decay", "eye_band_rate"]
     names += ["warmup", "seed", "limit", "label_smoothing", "teachers", "teacher_weight", "width"]
     fields = {k: getattr(args, k) for k in names if hasattr(args, k)}
@@ -259,11 +266,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fer_edge.training.data import load_dataset
     from fer_edge.training.evaluate import evaluate_split, load_classifier
     from fer_edge.training.plots import plot_confusion
-    from fer_edge.training.train import DEFAULT_CACHE
 
     data = _require_data(args)
     model = load_classifier(args.model, RuntimeOptions(args.delegate, args.threads))
-    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    cache = _cache_dir(args)
     dataset = load_dataset(data, model.metadata.input_spec().size, cache)
     split_name, split = dataset.get(args.split)
     evaluation = evaluate_split(model, split, args.tta, args.robustness)
@@ -322,9 +328,8 @@ def _add_calibrate(sub: Any, add_common: AddCommon) -> None:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from fer_edge.quantize.calibrate import CalibrateConfig, calibrate
-    from fer_edge.training.train import DEFAULT_CACHE
 
-    cache = None if args.cache_dir == "none" else (args.cache_dir or str(DEFAULT_CACHE))
+    cache = _cache_dir(args)
     report = calibrate(
         CalibrateConfig(
             model=args.model,
