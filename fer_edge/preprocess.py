@@ -50,24 +50,48 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return gray
 
 
+@dataclass(frozen=True)
+class Framing:
+    """Where the training crop lies relative to a detector's box: a square whose centre is the
+    box centre shifted by ``dx``, ``dy`` box sides and whose side is ``scale`` box sides.
+
+    FER2013 faces are registered so the face fills the 48x48 crop; a detector's box is not that
+    crop (BlazeFace's sits inside it, Haar's is larger and lower). Each detector carries the
+    framing fitted from data (``fer-edge calibrate-detector``), so the model sees a detected face
+    framed as it saw its training faces.
+    """
+
+    dx: float = 0.0
+    dy: float = 0.0
+    scale: float = 1.3
+
+    def crop_box(self, box: Box) -> Box:
+        """The square crop (x, y, side, side) for a detector ``box``."""
+        x, y, w, h = box
+        side = max(w, h)
+        cx, cy = x + w / 2.0 + self.dx * side, y + h / 2.0 + self.dy * side
+        half = side * self.scale / 2.0
+        return (round(cx - half), round(cy - half), max(1, round(2 * half)), max(1, round(2 * half)))
+
+
 def square_with_margin(box: Box, margin: float) -> Box:
     """Grow a detector box to a square around its centre, ``margin`` of its side on each side."""
-    x, y, w, h = box
-    side = max(w, h) * (1.0 + 2.0 * margin)
-    cx, cy = x + w / 2.0, y + h / 2.0
-    half = side / 2.0
-    return (round(cx - half), round(cy - half), max(1, round(side)), max(1, round(side)))
+    return Framing(scale=1.0 + 2.0 * margin).crop_box(box)
 
 
-def crop_face(image: np.ndarray, box: Box | None, size: int, margin: float = 0.15) -> np.ndarray:
+def crop_face(
+    image: np.ndarray, box: Box | None, size: int, margin: float = 0.15, framing: Framing | None = None
+) -> np.ndarray:
     """Crop a face as a ``size`` x ``size`` uint8 gray image.
 
     ``box=None`` means the image already is a face crop (FER2013 rows, dataset folders): it is
-    used whole. Otherwise the box is squared with ``margin`` and parts outside the frame are
-    filled by replicating the border, so the face stays centred near the frame edge.
+    used whole. Otherwise the box becomes the training crop by the detector's ``framing`` (else a
+    square with ``margin``), and parts outside the frame are filled by replicating the border, so
+    the face stays centred near the frame edge.
     """
     if box is not None:
-        x, y, w, h = square_with_margin(box, margin)
+        crop = framing.crop_box(box) if framing is not None else square_with_margin(box, margin)
+        x, y, w, h = crop
         img_h, img_w = image.shape[:2]
         x0, y0, x1, y1 = max(0, x), max(0, y), min(img_w, x + w), min(img_h, y + h)
         if x1 <= x0 or y1 <= y0:
@@ -101,13 +125,18 @@ VIDEO_TO_FULL = np.clip((np.arange(256) - 16) * 255.0 / 219.0 + 0.5, 0, 255).ast
 
 
 def preprocess_faces(
-    image: np.ndarray, boxes: Sequence[Box | None], spec: InputSpec, video_range: bool = False
+    image: np.ndarray,
+    boxes: Sequence[Box | None],
+    spec: InputSpec,
+    video_range: bool = False,
+    framing: Framing | None = None,
 ) -> np.ndarray:
     """Crop, gray, resize and scale every face in ``image``: a ``N x S x S x C`` float32 batch.
 
     ``video_range``: ``image`` is video-range luma (16..235); the crops are expanded to full range.
+    ``framing``: the detector's box-to-crop transform (default: a square with the spec's margin).
     """
     if not boxes:
         return np.zeros((0, spec.size, spec.size, spec.channels), np.float32)
-    crops = np.stack([crop_face(image, b, spec.size, spec.margin) for b in boxes])
+    crops = np.stack([crop_face(image, b, spec.size, spec.margin, framing) for b in boxes])
     return scale_pixels(VIDEO_TO_FULL[crops] if video_range else crops, spec)

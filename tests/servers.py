@@ -1,207 +1,26 @@
-"""Real servers for integration tests, on free loopback ports: mosquitto and an RTSP server.
+"""The loopback servers the integration tests start (they live in the package, where the stream
+benchmarks use them too)."""
 
-Each is a context manager that starts the process, waits until it accepts connections (no fixed
-sleeps) and kills it on exit; ``stop()``/``start()`` let a test take it down and bring it back on
-the same port.
-"""
+from fer_edge.daemon.loopback import (
+    Mosquitto,
+    MqttCollector,
+    RtspServer,
+    daemon_command,
+    free_port,
+    have_mosquitto,
+    have_rtsp_server,
+    port_open,
+    wait_for,
+)
 
-from __future__ import annotations
-
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-
-SYSTEM_PYTHON = "/usr/bin/python3"
-HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it is truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def have_mosquitto() -> bool:
-    return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
-
-
-def have_rtsp_server() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = (
-        "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
-        "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-        "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')"
-    )
-    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
-
-
-class _Process:
-    port: int
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def _command(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.proc = subprocess.Popen(
-            self._command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for(
-            lambda: port_open(self.port) or self.proc.poll() is not None,
-            timeout,
-            f"{type(self).__name__} on port {self.port}",
-        )
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{type(self).__name__} exited with {self.proc.returncode}")
-
-    def stop(self, graceful: bool = False) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM if graceful else signal.SIGKILL)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
-        wait_for(lambda: not port_open(self.port), 10, f"port {self.port} to close")
-
-    def __enter__(self) -> _Process:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-
-class Mosquitto(_Process):
-    """mosquitto on 127.0.0.1:port, anonymous; with persistence, sessions survive a graceful stop."""
-
-    def __init__(self, workdir: Path, persistent: bool = False, user: tuple[str, str] | None = None) -> None:
-        super().__init__()
-        self.port = free_port()
-        self.conf = workdir / f"mosquitto-{self.port}.conf"
-        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'false' if user else 'true'}"]
-        if os.geteuid() == 0:  # keep root: the test's files are not readable by user mosquitto
-            lines.append("user root")
-        if user:
-            passwords = workdir / f"mosquitto-{self.port}.passwd"
-            passwords.touch(mode=0o600)
-            tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-            subprocess.run([tool, "-b", str(passwords), *user], check=True, capture_output=True)
-            lines.append(f"password_file {passwords}")
-        if persistent:
-            store = workdir / f"mosquitto-{self.port}"
-            store.mkdir(exist_ok=True)
-            lines += ["persistence true", f"persistence_location {store}/"]
-        else:
-            lines.append("persistence false")
-        self.conf.write_text("\n".join(lines) + "\n")
-
-    def _command(self) -> list[str]:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        return [binary, "-c", str(self.conf)]
-
-
-class RtspServer(_Process):
-    """GStreamer RTSP server looping pre-rendered BGR frames at rtsp://127.0.0.1:port/cam."""
-
-    def __init__(self, frames: np.ndarray, workdir: Path, fps: int = 10) -> None:
-        super().__init__()
-        self.port = free_port()
-        self.fps = fps
-        self.height, self.width = frames.shape[1:3]
-        self.raw = workdir / f"frames-{self.port}.raw"
-        self.raw.write_bytes(np.ascontiguousarray(frames).tobytes())
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://viewer:s3cret@127.0.0.1:{self.port}/cam"
-
-    def _command(self) -> list[str]:
-        return [
-            SYSTEM_PYTHON,
-            str(HERE / "rtsp_server.py"),
-            str(self.port),
-            str(self.raw),
-            str(self.width),
-            str(self.height),
-            str(self.fps),
-        ]
-
-
-class MqttCollector:
-    """Subscribes to ``topic`` and keeps every message (topic, payload, retained) in order."""
-
-    def __init__(self, port: int, topic: str, session: str | None = None) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
-        if session:  # a persistent session: the broker queues QoS-1 messages while we are away
-            self.client = mqtt.Client(
-                mqtt.CallbackAPIVersion.VERSION2,
-                client_id=session,
-                clean_session=False,
-                protocol=mqtt.MQTTv311,
-            )
-        else:
-            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self.client.on_message = self._on_message
-        self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
-        self.client.reconnect_delay_set(0.2, 1)
-        self.client.connect_async("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
-        with self._lock:
-            self.messages.append((message.topic, message.payload, bool(message.retain)))
-
-    def payloads(self, suffix: str) -> list[bytes]:
-        with self._lock:
-            return [p for t, p, _ in self.messages if t.endswith(suffix)]
-
-    def documents(self, suffix: str) -> list[dict[str, Any]]:
-        return [json.loads(p) for p in self.payloads(suffix)]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-def daemon_command(config: Path) -> list[str]:
-    return [sys.executable, "-m", "fer_edge.cli", "run", "--config", str(config)]
+__all__ = [
+    "Mosquitto",
+    "MqttCollector",
+    "RtspServer",
+    "daemon_command",
+    "free_port",
+    "have_mosquitto",
+    "have_rtsp_server",
+    "port_open",
+    "wait_for",
+]

@@ -41,7 +41,7 @@ def test_good_config_gets_defaults_and_secrets(tmp_path: Path, monkeypatch: pyte
     config = load_config(_write(tmp_path, GOOD))
     assert config.cameras["door"].url == "rtsp://viewer:pa55@192.0.2.10/stream1"
     assert config.mqtt.port == 1883 and config.mqtt.base_topic == "fer-edge"
-    assert config.detector.kind == "haar" and config.model.delegate == "cpu"
+    assert config.detector.kind == "blazeface" and config.model.delegate == "cpu"
     assert config.cameras["door"].interval_s == 1.0
 
 
@@ -74,7 +74,10 @@ BAD_CONFIGS = [
         GOOD.replace("${CAM_PASSWORD}", "${NOT_SET_ANYWHERE}"),
         r"cameras\.door\.url: \$\{NOT_SET_ANYWHERE\} is not set",
     ),
-    (GOOD + "detector:\n  kind: blazeface\n", r"detector: kind blazeface needs model_path"),
+    (
+        GOOD + "detector:\n  kind: blazeface\n  model_path: /nowhere/face.tflite\n",
+        r"detector: model_path /nowhere/face.tflite does not exist",
+    ),
 ]
 
 

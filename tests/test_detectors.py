@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 
 from fer_edge.daemon.config import DetectorConfig
-from fer_edge.daemon.detect import BlazeFaceDetector, FaceDetector, HaarDetector, create_detector
+from fer_edge.daemon import blazeface
+from fer_edge.daemon.detect import (
+    BlazeFaceDetector,
+    FaceDetector,
+    HaarDetector,
+    _BlazeFaceModel,
+    create_detector,
+    load_framing,
+    pooled_score,
+    tile_grid,
+)
 from fer_edge.daemon.track import iou
 from fer_edge.errors import ConfigError, DataError
 
@@ -28,13 +38,73 @@ def test_registry_has_both_backends() -> None:
 @pytest.mark.parametrize("detect_width", [256, 640])
 def test_haar_finds_the_astronaut_in_source_pixels(astronaut_gray: np.ndarray, detect_width: int) -> None:
     big = cv2.resize(astronaut_gray, (1024, 1024))  # boxes must come back in source pixels
-    found = create_detector(DetectorConfig(detect_width=detect_width)).detect(big)
+    found = create_detector(DetectorConfig(kind="haar", detect_width=detect_width)).detect(big)
     assert len(found) == 1
     assert iou(found[0].box, (354, 132, 190, 190)) > 0.6
 
 
-def test_min_face_px_filters_small_faces(astronaut_gray: np.ndarray) -> None:
-    assert create_detector(DetectorConfig(min_face_px=150)).detect(astronaut_gray) == []
+@pytest.mark.parametrize("size", [512, 1024])
+def test_blazeface_finds_the_astronaut_once_in_source_pixels(astronaut_gray: np.ndarray, size: int) -> None:
+    frame = cv2.resize(astronaut_gray, (size, size))
+    found = create_detector(DetectorConfig()).detect(frame)
+    assert len(found) == 1, found  # her face, and nothing on her suit or the flag
+    k = size / 512
+    assert iou(found[0].box, (round(177 * k), round(74 * k), round(97 * k), round(97 * k))) > 0.6
+
+
+def test_blazeface_finds_a_small_face_haar_misses(astronaut_gray: np.ndarray) -> None:
+    """A 48-pixel face in a 1280x720 frame: under Haar's window at the default 640-wide scan."""
+    face = cv2.resize(astronaut_gray[60:190, 160:290], (56, 56), interpolation=cv2.INTER_AREA)
+    frame = np.full((720, 1280), 120, np.uint8)
+    frame[400:456, 900:956] = face
+    found = create_detector(DetectorConfig()).detect(frame)
+    assert len(found) == 1 and iou(found[0].box, (900, 400, 56, 56)) > 0.4
+    assert create_detector(DetectorConfig(kind="haar")).detect(frame) == []
+
+
+@pytest.mark.parametrize("kind", ["haar", "blazeface"])
+def test_min_face_px_filters_small_faces(astronaut_gray: np.ndarray, kind: str) -> None:
+    assert create_detector(DetectorConfig(kind=kind, min_face_px=150)).detect(astronaut_gray) == []
+
+
+@pytest.mark.parametrize("kind", ["haar", "blazeface"])
+def test_each_detector_ships_a_fitted_framing(kind: str) -> None:
+    framing = create_detector(DetectorConfig(kind=kind)).framing
+    assert framing == load_framing(kind)
+    # a crop about the size of the box, near its centre: a fitted transform, not a margin
+    assert 0.9 < framing.scale < 1.5 and abs(framing.dx) < 0.1 and abs(framing.dy) < 0.2
+
+
+def test_a_broken_framing_file_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "framing.json"
+    bad.write_text('{"framing": {"dx": 0}}')
+    with pytest.raises(DataError, match="framing"):
+        create_detector(DetectorConfig(kind="haar", framing_path=bad))
+
+
+def test_published_variants_are_recognised_and_their_anchors_laid_out() -> None:
+    assert blazeface.find_variant(128, 896).name == "short-range"
+    assert blazeface.find_variant(256, 896).name == "back-camera"
+    assert blazeface.find_variant(192, 2304).name == "full-range"
+    assert blazeface.find_variant(192, 896) is None
+    full = blazeface.anchor_centres(blazeface.find_variant(192, 2304))
+    assert full.shape == (2304, 2)
+    assert np.allclose(full[0], (0.5 / 48, 0.5 / 48)) and np.allclose(full[49], (1.5 / 48, 1.5 / 48))
+
+
+def test_tiles_cover_the_region_with_the_overlap_asked_for() -> None:
+    tiles = tile_grid((10, 20, 1000, 300), 400, 133)
+    assert all(t[2] == t[3] == 400 for t in tiles)
+    xs = sorted({t[0] for t in tiles})
+    assert xs[0] == 10 and xs[-1] + 400 == 1010
+    assert all(b - a <= 400 - 133 for a, b in zip(xs, xs[1:]))
+    assert {t[1] for t in tiles} == {20}  # a region shorter than a tile: one row
+
+
+def test_pooled_score_needs_every_look_to_agree() -> None:
+    assert pooled_score(0.9, 0.9, 0.9) == pytest.approx(0.9)
+    assert pooled_score(0.99, 0.99, 0.02) < pooled_score(0.9, 0.9, 0.9)
+    assert pooled_score(0.8, 0.1, 0.8) < 0.65  # the mirror image does not look like a face
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +138,11 @@ def blazeface_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_blazeface_decodes_anchor_boxes(blazeface_like: Path) -> None:
-    detector = create_detector(DetectorConfig(kind="blazeface", model_path=blazeface_like))
-    found = detector.detect(np.zeros((480, 640), np.uint8))
-    assert len(found) == 1 and found[0].score > 0.99
+    model = _BlazeFaceModel(blazeface_like, threads=1)
+    found = model(np.zeros((480, 640), np.uint8), 0.5)
+    assert len(found) == 1 and found[0][1] > 0.99
     # centre (3.5/8, 4.5/8) and side 1/4 of the 640-pixel letterboxed square
-    assert iou(found[0].box, (200, 280, 160, 160)) > 0.95
+    assert iou(found[0][0], (200, 280, 160, 160)) > 0.95
 
 
 def test_blazeface_rejects_other_models(int8_model: Path) -> None:
@@ -80,8 +150,8 @@ def test_blazeface_rejects_other_models(int8_model: Path) -> None:
         create_detector(DetectorConfig(kind="blazeface", model_path=int8_model))
 
 
-def test_blazeface_needs_a_model_path() -> None:
+def test_detector_files_must_exist_and_kinds_be_known(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="model_path"):
-        DetectorConfig(kind="blazeface")
+        DetectorConfig(kind="blazeface", model_path=tmp_path / "missing.tflite")
     with pytest.raises(ConfigError, match="expected one of"):
         create_detector(DetectorConfig.model_construct(kind="yolo"))

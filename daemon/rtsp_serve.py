@@ -1,0 +1,90 @@
+"""A real RTSP server: GStreamer's gst-rtsp-server, driven through python3-gi.
+
+Runs under Debian's system Python (where python3-gi lives), not the project's, so it imports
+nothing of fer-edge. It loops one of two sources at rtsp://127.0.0.1:PORT/cam:
+  * raw BGR frames from a file (``FRAMES.raw WIDTH HEIGHT FPS``), encoded live with x264;
+  * an H.264 Annex-B file (``CLIP.h264 0 0 FPS``) with its access-unit sizes in ``CLIP.h264.json``,
+    served as it was encoded, as a camera serves its own stream.
+Usage:
+    /usr/bin/python3 rtsp_serve.py PORT SOURCE WIDTH HEIGHT FPS
+"""
+
+import json
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+
+def raw_source(path, width, height, fps):
+    frame_size = width * height * 3
+    with open(path, "rb") as fh:
+        data = fh.read()
+    units = [data[i : i + frame_size] for i in range(0, len(data) - frame_size + 1, frame_size)]
+    launch = (
+        "( appsrc name=src is-live=true format=time do-timestamp=false "
+        f"caps=video/x-raw,format=BGR,width={width},height={height},framerate={fps}/1 "
+        "! videoconvert ! video/x-raw,format=I420 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500 "
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    return units, launch
+
+
+def h264_source(path, fps):
+    with open(path + ".json") as fh:
+        sizes = json.load(fh)["access_units"]
+    with open(path, "rb") as fh:
+        data = fh.read()
+    units, offset = [], 0
+    for size in sizes:
+        units.append(data[offset : offset + size])
+        offset += size
+    launch = (
+        "( appsrc name=src is-live=true format=time do-timestamp=false "
+        f"caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1 "
+        "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
+    return units, launch
+
+
+def main() -> None:
+    port, path, width, height, fps = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
+    units, launch = h264_source(path, fps) if path.endswith(".h264") else raw_source(path, width, height, fps)
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(True)
+    state = {"i": 0}
+    duration = Gst.SECOND // fps
+
+    def need_data(src, _length):
+        i = state["i"]
+        buf = Gst.Buffer.new_wrapped(units[i % len(units)])
+        buf.pts = buf.dts = i * duration
+        buf.duration = duration
+        state["i"] = i + 1
+        src.emit("push-buffer", buf)
+
+    def configure(_factory, media):
+        state["i"] = 0
+        src = media.get_element().get_by_name_recurse_up("src")
+        src.connect("need-data", need_data)
+
+    factory.connect("media-configure", configure)
+    server.get_mount_points().add_factory("/cam", factory)
+    if server.attach(None) == 0:
+        print("rtsp_serve: cannot bind", port, file=sys.stderr, flush=True)
+        sys.exit(1)
+    print("rtsp_serve: ready", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
