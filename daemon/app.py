@@ -202,6 +202,7 @@ class Daemon:
                     "skipped_ticks": cam.stats.skipped_ticks,
                     "faces": cam.stats.faces,
                     "full_scans": cam.planner.stats.full,
+                    "scene_changes": cam.planner.stats.scene_changes,
                     "reconnects": cam.reader.reconnects,
                     "latency_ms": cam.stats.summary(),
                 }

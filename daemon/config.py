@@ -104,20 +104,24 @@ class DetectorConfig(_Base):
         1, ge=1, le=64, description="detector threads; 1 spends the least CPU per frame (a box's budget)"
     )
     score_threshold: float = Field(
-        0.65, ge=0, le=1, description="blazeface: least pooled score of a new face (both looks and the proposal)"
+        0.65,
+        ge=0,
+        le=1,
+        description="blazeface: least pooled score of a new face (both looks and the proposal)",
     )
     track_threshold: float = Field(
         0.4, ge=0, le=1, description="blazeface: least pooled score that keeps a face seen last tick"
     )
     proposal_threshold: float = Field(
-        0.1, ge=0, le=1, description="blazeface: least score of a proposal worth a closer look"
+        0.25, ge=0, le=1, description="blazeface: least score of a proposal worth a closer look"
     )
     full_scan_every: int = Field(
-        10,
+        30,
         ge=1,
         le=3600,
         description="ticks between whole-frame scans; between them only known faces' surroundings "
-        "and moving areas are searched (1: scan the whole frame every tick)",
+        "and moving areas are searched, so a face that arrives without moving is found within this "
+        "many ticks (1: scan the whole frame every tick)",
     )
 
     @model_validator(mode="after")
@@ -138,7 +142,13 @@ class CameraConfig(_Base):
     stall_timeout_s: float = Field(10.0, gt=0, description="no frame for this long: stalled")
     backoff_initial_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(30.0, gt=0)
-    smoothing: float = Field(0.0, ge=0, lt=1, description="EMA weight of past scores per face")
+    smoothing: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="EMA weight of past scores per tracked face (temporal voting; 0 = off); reset "
+        "on a scene cut so a new face never inherits an old one's scores",
+    )
     enabled: bool = True
 
 

@@ -308,11 +308,13 @@ class BlazeFaceDetector(FaceDetector):
         the final box is the mean of the two looks' boxes, which steadies the crop."""
         x, y, w, h = box
         side = max(w, h)
-        tile, x0, y0 = _square_tile(gray, x + w / 2.0, y + h / 2.0, max(8, round(side / self.REFINE_FRACTION)))
+        tile, x0, y0 = _square_tile(
+            gray, x + w / 2.0, y + h / 2.0, max(8, round(side / self.REFINE_FRACTION))
+        )
         cx, cy = x + w / 2.0 - x0, y + h / 2.0 - y0
         look = self._nearest(tile, cx, cy, reach, side)
-        if look is None:
-            return None
+        if look is None or pooled_score(look[1], 0.995, prior) < threshold:
+            return None  # not even a certain mirror look would make it a face: skip that look
         mirrored = self._nearest(np.ascontiguousarray(tile[:, ::-1]), tile.shape[1] - cx, cy, reach, side)
         if mirrored is None:
             return None

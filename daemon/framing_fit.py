@@ -69,7 +69,8 @@ def fit_framing(
             hits = [
                 d.box
                 for d in detector.detect(frame)
-                if abs(d.box[0] + d.box[2] / 2.0 - cx) < side / 2.0 and abs(d.box[1] + d.box[3] / 2.0 - cy) < side / 2.0
+                if abs(d.box[0] + d.box[2] / 2.0 - cx) < side / 2.0
+                and abs(d.box[1] + d.box[3] / 2.0 - cy) < side / 2.0
             ]
             if not hits:
                 continue
@@ -80,7 +81,9 @@ def fit_framing(
             log_scales.append(float(np.log(side / box_side)))
     if len(dxs) < 10:
         raise ValueError(f"the detector found only {len(dxs)} of {count} faces: too few to fit a framing")
-    framing = Framing(statistics.median(dxs), statistics.median(dys), float(np.exp(statistics.median(log_scales))))
+    framing = Framing(
+        statistics.median(dxs), statistics.median(dys), float(np.exp(statistics.median(log_scales)))
+    )
     scatter = {"dx": _robust_std(dxs), "dy": _robust_std(dys), "log_scale": _robust_std(log_scales)}
     return FramingFit(framing, scatter, len(dxs), count)
 

@@ -69,7 +69,7 @@ def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
         counts = Counter(f.emotion for f in classified)
         dominant = max(
             counts,
-            key=lambda e: (counts[e], max(f.score for f in analysis.faces if f.emotion == e)),
+            key=lambda e: (counts[e], max(f.score or 0.0 for f in classified if f.emotion == e)),
         )
     return {"faces": len(analysis.faces), "dominant": dominant, "ts": iso_ms(ts)}
 

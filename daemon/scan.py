@@ -145,6 +145,11 @@ class ScanPlanner:
             if not again:
                 return self._full(gray)  # a known face was not found near its last box
             found.extend(again)
+        if found:
+            # what moved around where the known faces are now is those faces (and their heads,
+            # shoulders) moving: only motion elsewhere can be a face that was not there before
+            now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
+            moving = motion_boxes(changed, known + now, grow_px=2 * self.detector.config.min_face_px)
         for region in moving:
             found.extend(self.detector.search(gray, region))
         found = dedupe(found)

@@ -51,7 +51,9 @@ def background(name: str, width: int, height: int, rng: np.random.Generator) -> 
 def paste(frame: np.ndarray, face: np.ndarray, box: Box) -> None:
     """Scale ``face`` (a square crop) to ``box`` and paste it into ``frame`` in place (clipped)."""
     x, y, side, _ = box
-    scaled = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0] else cv2.INTER_AREA)
+    scaled = cv2.resize(
+        face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0] else cv2.INTER_AREA
+    )
     h, w = frame.shape[:2]
     x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + side), min(h, y + side)
     if x1 > x0 and y1 > y0:

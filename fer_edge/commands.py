@@ -385,7 +385,7 @@ def _add_predict(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("path", help="image or video file")
     add_common(p, data=False)
     p.add_argument("--annotate", metavar="OUT", help="write the image with boxes and scores")
-    p.add_argument("--min-face", type=int, default=40, help="smallest face side in pixels")
+    p.add_argument("--min-face", type=int, default=32, help="smallest face box side in pixels")
     p.add_argument(
         "--tta",
         choices=["none", "flip"],

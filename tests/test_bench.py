@@ -26,14 +26,17 @@ def test_bench_quick_json_has_every_field() -> None:
     report = json.loads(result.stdout)
     assert {"p50", "p95"} <= set(report["per_face_ms"])
     assert report["per_face_ms_n_threads"]["threads"] >= 1
-    for resolution in ("720p", "1080p"):
-        assert set(report["per_frame_ms"]["haar"][resolution]) == {"0", "1", "4"}
+    for detector in ("blazeface", "haar"):
+        for resolution in ("720p", "1080p"):
+            assert set(report["per_frame_ms"][detector][resolution]) == {"0", "1", "4"}
+    assert report["stream_1080p25"]["detector"] == "blazeface"  # the default detector
     assert set(report["stream_1080p25"]["cpu_s_per_s"]) == {
         "decode_all",
         "decode_keyframes",
         "pipeline_all_frames_1hz",
         "pipeline_keyframes_1hz",
         "pipeline_keyframes_1hz_full_scans",
+        "pipeline_keyframes_1hz_haar",
     }
     assert report["peak_rss_mb"] > 0
     numbers = _numbers(report)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon import blazeface
+from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.detect import (
     BlazeFaceDetector,
     FaceDetector,
@@ -97,7 +98,7 @@ def test_tiles_cover_the_region_with_the_overlap_asked_for() -> None:
     assert all(t[2] == t[3] == 400 for t in tiles)
     xs = sorted({t[0] for t in tiles})
     assert xs[0] == 10 and xs[-1] + 400 == 1010
-    assert all(b - a <= 400 - 133 for a, b in zip(xs, xs[1:]))
+    assert all(b - a <= 400 - 133 for a, b in itertools.pairwise(xs))
     assert {t[1] for t in tiles} == {20}  # a region shorter than a tile: one row
 
 

@@ -122,7 +122,7 @@ def test_scenes_keep_faces_apart_and_inside_the_frame() -> None:
         for t in (0.0, sa.SCENE_S):
             boxes = [f.box(t) for f in scene.faces]
             for x, y, side, _ in boxes:
-                assert 0 <= x and x + side <= sa.WIDTH and 0 <= y and y + side <= sa.HEIGHT
+                assert x >= 0 and x + side <= sa.WIDTH and y >= 0 and y + side <= sa.HEIGHT
                 assert sa.SIDE_RANGE[0] <= side <= sa.SIDE_RANGE[1]
     assert place_apart([100, 100], 150, 150, np.random.default_rng(0)) is None
 
@@ -138,13 +138,15 @@ def test_scoring_finds_the_clip_start_and_scores_each_face() -> None:
     # a phantom face on every tick, and every other face missed on every tick
     ticks = _perfect_ticks(scenes, 1000.0)
     for tick in ticks:
-        tick.faces = tick.faces[::2] + [((5, 5, 40, 40), "happy")]
+        tick.faces = [*tick.faces[::2], ((5, 5, 40, 40), "happy")]
     partial = sa.score(ticks, scenes, aligned)
     assert 0.3 < partial["all"]["recall_ticks"] < 0.8
     assert partial["all"]["false_positives_per_tick"] == pytest.approx(1.0)
 
 
-@pytest.mark.skipif(not (have_mosquitto() and have_rtsp_server()), reason="needs mosquitto and gst-rtsp-server")
+@pytest.mark.skipif(
+    not (have_mosquitto() and have_rtsp_server()), reason="needs mosquitto and gst-rtsp-server"
+)
 def test_bench_accuracy_runs_the_daemon_on_a_real_stream(
     astronaut_face: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -157,8 +159,17 @@ def test_bench_accuracy_runs_the_daemon_on_a_real_stream(
     report_path = tmp_path / "report.json"
     code = main(
         [
-            "bench", "--accuracy", "--data", str(tmp_path / "faces"), "--scenes", "1",
-            "--detectors", "blazeface", "--no-standin", "--json", str(report_path),
+            "bench",
+            "--accuracy",
+            "--data",
+            str(tmp_path / "faces"),
+            "--scenes",
+            "1",
+            "--detectors",
+            "blazeface",
+            "--no-standin",
+            "--json",
+            str(report_path),
         ]
     )
     assert code == 0
@@ -168,3 +179,17 @@ def test_bench_accuracy_runs_the_daemon_on_a_real_stream(
     assert row["recall_ticks"] >= 0.7 and row["end_to_end"] >= 0.7
     assert row["false_positives_per_tick"] <= 0.5
     assert "fer-edge (blazeface)" in capsys.readouterr().out
+
+
+def test_framing_condition_draws_from_the_shipped_scatter() -> None:
+    from fer_edge.training.robustness import CONDITIONS, detector_scatter, reframe
+
+    assert "framing" in CONDITIONS
+    scatter = detector_scatter()
+    assert 0 < scatter["shift"] < 0.2 and 0 < scatter["log_scale"] < 0.3
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    once, again = reframe(faces), reframe(faces)
+    assert once.shape == faces.shape and once.dtype == np.uint8
+    assert np.array_equal(once, again)  # seeded: the report is reproducible
+    assert (once != faces).any(axis=(1, 2)).mean() > 0.9

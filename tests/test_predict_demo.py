@@ -87,7 +87,7 @@ def test_flip_averages_each_face_with_its_mirror(astronaut: Path) -> None:
     plain = FacePipeline(detector, model, "none").analyse(gray).faces
     flipped = FacePipeline(detector, model, "flip").analyse(gray).faces
     assert len(plain) == len(flipped) == 1 and plain[0].box == flipped[0].box
-    faces = preprocess_faces(gray, [plain[0].box], model.metadata.input_spec())
+    faces = preprocess_faces(gray, [plain[0].box], model.metadata.input_spec(), framing=detector.framing)
     expected = (model.predict(faces) + model.predict(faces[:, :, ::-1])) / 2.0
     got = np.array([flipped[0].scores[label] for label in model.labels])
     assert np.allclose(got, expected[0], atol=1e-4)  # payload scores carry 4 decimals

@@ -73,7 +73,7 @@ def test_evaluate_report_matches_the_contract(
         "neutral",
     }
     assert sum(map(sum, report["confusion"])) == 140
-    assert set(report["robustness"]) == {"low_light", "occlusion_band", "rotate_+20", "rotate_-20"}
+    assert set(report["robustness"]) == {"low_light", "occlusion_band", "rotate_+20", "rotate_-20", "framing"}
     assert (tmp_path / "eval.png").stat().st_size > 1000
     assert "accuracy=" in capsys.readouterr().out
 
