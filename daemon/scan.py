@@ -5,18 +5,20 @@ cascade over a 640-wide frame is ~20 ms; decoding a 1080p key frame ~25 ms). Bet
 face moves at most a box side or so, and a face that was not there before arrives by moving.
 So a tick only searches:
 
-* around each known face's last box, at a face size the cascade handles well, unless nothing
+* around each known face's last box, at its size (the detector's ``redetect``), unless nothing
   changed there at all (a seated person), in which case the face is where it was;
-* around what moved elsewhere since the last tick (someone walking in), at the whole-frame
-  detection scale; motion is judged on a 1/8-size luma thumbnail, which averages sensor noise
-  away and costs well under a millisecond.
+* around what moved elsewhere since the last tick (someone walking in), for faces of any size;
+  motion around where a known face is now is that face moving; motion is judged on a 1/8-size
+  luma thumbnail, which averages sensor noise away and costs well under a millisecond.
 
-The whole frame is scanned when those searches could miss something: every ``full_scan_every``
-ticks whatever happens (a face that appeared without moving), when most of the frame moved
-(a light switched on, the camera panned), and, in the same tick, when a known face was not
-found again near its last box, neither at its size nor at the whole-frame scale (it moved
-farther than the margin, or turned away). This is how NVRs spend an object detector's budget:
-on motion and tracked regions, not on every pixel of every frame.
+The whole frame is scanned when those searches could miss something: on the first tick, when
+most of the frame moved (a light switched on, the camera panned, a scene cut), and in the same
+tick when a known face was not found again near it (it moved farther than the margin, or turned
+away). Every ``full_scan_every`` ticks the frame is looked at whole once more, for faces that
+arrived without moving between two ticks (a slow walker, a head turning): the look searches
+everything that changed since the last whole-frame look (or the whole frame, if most of it
+did); what did not change would get the same answer as then. This is how NVRs spend an object
+detector's budget: on motion and tracked regions, not on every pixel of every frame.
 """
 
 from __future__ import annotations
@@ -43,8 +45,13 @@ class ScanStats:
 
     full: int = 0  # ticks that scanned the whole frame
     scene_changes: int = 0  # of those, ticks where most of the frame changed (a cut, a pan, lights)
+    refreshes: int = 0  # periodic whole-frame looks that searched only what changed since the last
     regions: int = 0  # ticks that searched only known faces' surroundings and moving areas
     kept: int = 0  # known faces kept without a search because nothing changed around them
+
+
+def _area(boxes: list[Box]) -> int:
+    return sum(w * h for _x, _y, w, h in boxes)
 
 
 def dedupe(detections: list[Detection], overlap: float = 0.4) -> list[Detection]:
@@ -109,6 +116,7 @@ class ScanPlanner:
         self.stats = ScanStats()
         self._last: list[Detection] = []
         self._thumb: np.ndarray | None = None
+        self._full_thumb: np.ndarray | None = None  # the thumbnail at the last whole-frame look
         self._since_full = 0
         self.scene_changed = False
 
@@ -126,15 +134,25 @@ class ScanPlanner:
         half = cv2.resize(gray, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_LINEAR)
         thumb = cv2.resize(half, thumb_size, interpolation=cv2.INTER_AREA)
         previous, self._thumb = self._thumb, thumb
-        if previous is None or previous.shape != thumb.shape or self._since_full + 1 >= self.full_scan_every:
-            return self._full(gray)
+        if previous is None or previous.shape != thumb.shape:
+            return self._full(gray, thumb)
+        grow_px = 2 * self.detector.config.min_face_px
         known = [grow(d.box, REGION_MARGIN, width, height) for d in self._last]
         changed = changed_pixels(previous, thumb)
-        moving = motion_boxes(changed, known, grow_px=2 * self.detector.config.min_face_px)
-        if sum(w * h for _x, _y, w, h in moving) > MOTION_FULL_FRACTION * width * height:
+        moving = motion_boxes(changed, known, grow_px)
+        if _area(moving) > MOTION_FULL_FRACTION * width * height:
             self.scene_changed = True
             self.stats.scene_changes += 1
-            return self._full(gray)
+            return self._full(gray, thumb)
+        refreshing = self._since_full + 1 >= self.full_scan_every
+        if refreshing:
+            # the periodic whole-frame look: where the picture is as it was at the last one,
+            # the detector would say what it said then; search only what changed since
+            if self._full_thumb is None or self._full_thumb.shape != thumb.shape:
+                return self._full(gray, thumb)
+            stale = motion_boxes(changed_pixels(self._full_thumb, thumb), [], grow_px)
+            if _area(stale) > MOTION_FULL_FRACTION * width * height:
+                return self._full(gray, thumb)
         found: list[Detection] = []
         for region, last in zip(known, self._last, strict=True):
             if not region_moved(changed, region):
@@ -149,7 +167,11 @@ class ScanPlanner:
             # what moved around where the known faces are now is those faces (and their heads,
             # shoulders) moving: only motion elsewhere can be a face that was not there before
             now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
-            moving = motion_boxes(changed, known + now, grow_px=2 * self.detector.config.min_face_px)
+            moving = motion_boxes(changed, known + now, grow_px)
+        if refreshing:
+            moving = moving + stale
+            self._full_thumb, self._since_full = thumb, -1
+            self.stats.refreshes += 1
         for region in moving:
             found.extend(self.detector.search(gray, region))
         found = dedupe(found)
@@ -158,8 +180,9 @@ class ScanPlanner:
         self._last = found
         return found
 
-    def _full(self, gray: np.ndarray) -> list[Detection]:
+    def _full(self, gray: np.ndarray, thumb: np.ndarray | None = None) -> list[Detection]:
         found = self.detector.detect(gray)
+        self._full_thumb = thumb
         self.stats.full += 1
         self._since_full = 0
         self._last = found

@@ -37,6 +37,7 @@ def test_bench_quick_json_has_every_field() -> None:
         "pipeline_keyframes_1hz",
         "pipeline_keyframes_1hz_full_scans",
         "pipeline_keyframes_1hz_haar",
+        "pipeline_keyframes_1hz_steady",
     }
     assert report["peak_rss_mb"] > 0
     numbers = _numbers(report)

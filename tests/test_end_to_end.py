@@ -193,3 +193,39 @@ def test_framing_condition_draws_from_the_shipped_scatter() -> None:
     assert once.shape == faces.shape and once.dtype == np.uint8
     assert np.array_equal(once, again)  # seeded: the report is reproducible
     assert (once != faces).any(axis=(1, 2)).mean() > 0.9
+
+
+def test_fit_framing_cli_writes_a_framing_file_the_daemon_loads(
+    astronaut_face: np.ndarray, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "faces" / "Training" / "happy"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), astronaut_face)
+    out = tmp_path / "blazeface.json"
+    args = ["-q", "fit-framing", "--data", str(tmp_path / "faces"), "--faces", "12", "--cache-dir", "none"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "found" in capsys.readouterr().out
+    written = json.loads(out.read_text())
+    assert written["fitted_on"]["split"] == "Training" and written["found"] >= 8
+    detector = create_detector(DetectorConfig(framing_path=out))
+    assert detector.framing.scale == pytest.approx(written["framing"]["scale"], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--faces", "3"], 2, "--faces 3"),
+        (["--faces", "12"], 65, "too few to fit"),  # noise images: no face to fit on
+    ],
+)
+def test_fit_framing_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], code: int, message: str
+) -> None:
+    folder = tmp_path / "faces" / "happy"
+    folder.mkdir(parents=True)
+    cv2.imwrite(str(folder / "noise.png"), np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8))
+    out = tmp_path / "framing.json"
+    args = ["-q", "fit-framing", "--data", str(tmp_path / "faces"), "--split", "all", "--cache-dir", "none"]
+    assert main([*args, "--out", str(out), *extra]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and not out.exists()

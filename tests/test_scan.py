@@ -65,13 +65,28 @@ def test_face_that_leaves_is_dropped(planner: ScanPlanner) -> None:
     assert planner.find(frame([], 1)) == []
 
 
-def test_whole_frame_scans_on_schedule_and_on_global_change() -> None:
+def test_whole_frame_looks_on_schedule_and_on_global_change() -> None:
     planner = ScanPlanner(create_detector(DetectorConfig()), full_scan_every=3)
     for t in range(6):
         planner.find(frame(STILL, t))
-    assert planner.stats.full == 2  # ticks 0 and 3
+    # tick 0 scans everything; tick 3 is the periodic look, and nothing changed since tick 0
+    assert planner.stats.full == 1 and planner.stats.refreshes == 1
     planner.find(frame(STILL, 6, brightness=60))  # lights on: everything changed
-    assert planner.stats.full == 3
+    assert planner.stats.full == 2 and planner.stats.scene_changes == 1
+
+
+def test_periodic_look_finds_a_face_that_arrived_between_ticks_without_motion() -> None:
+    """A face that faded in too slowly to count as motion tick to tick is found by the periodic
+    look, which compares with the picture at the last whole-frame look."""
+    planner = ScanPlanner(create_detector(DetectorConfig()), full_scan_every=16)
+    empty = frame([], 0).astype(np.float32)
+    face = frame(STILL, 0)
+    assert planner.find(empty.astype(np.uint8)) == []
+    for alpha in np.linspace(0.065, 0.98, 15):  # each step under the motion threshold
+        planner.find((empty * (1 - alpha) + face * alpha).astype(np.uint8))
+    assert planner.stats.regions == 15 and planner.stats.full == 1
+    assert found_all(planner.find(face), STILL, 0)  # tick 16: the periodic look
+    assert planner.stats.full == 1 and planner.stats.refreshes == 1
 
 
 def test_full_scan_every_one_scans_every_tick() -> None:
