@@ -223,7 +223,9 @@ def test_fit_framing_bad_input_is_one_line(
 ) -> None:
     folder = tmp_path / "faces" / "happy"
     folder.mkdir(parents=True)
-    cv2.imwrite(str(folder / "noise.png"), np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8))
+    cv2.imwrite(
+        str(folder / "noise.png"), np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    )
     out = tmp_path / "framing.json"
     args = ["-q", "fit-framing", "--data", str(tmp_path / "faces"), "--split", "all", "--cache-dir", "none"]
     assert main([*args, "--out", str(out), *extra]) == code
