@@ -103,8 +103,13 @@ class FaceDetector(ABC):
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
         """The face last seen at ``last``, if it is still near there (at most one box side away)."""
 
+    # boxes may come out this much smaller than the smallest face searched (a detector's box
+    # scatters around a face's size) and are kept: the search was made for them
+    KEEP_FRACTION: ClassVar[float] = 1.0
+
     def _keep(self, found: list[Detection]) -> list[Detection]:
-        return [d for d in found if min(d.box[2], d.box[3]) >= self.config.min_face_px]
+        least = self.KEEP_FRACTION * self.config.min_face_px
+        return [d for d in found if min(d.box[2], d.box[3]) >= least]
 
 
 class HaarDetector(FaceDetector):
@@ -252,6 +257,7 @@ class BlazeFaceDetector(FaceDetector):
     """
 
     kind = "blazeface"
+    KEEP_FRACTION = 0.8  # BlazeFace boxes of one face size scatter by about +-15%
     PROPOSE_FRACTION = 0.08  # smallest face (detector box side) / proposal tile side
     LEVEL_RATIO = 3.0  # each proposal level's tiles are this much larger than the last's
     REFINE_FRACTION = 0.45  # face side / refine tile side

@@ -156,3 +156,18 @@ def test_detector_files_must_exist_and_kinds_be_known(tmp_path: Path) -> None:
         DetectorConfig(kind="blazeface", model_path=tmp_path / "missing.tflite")
     with pytest.raises(ConfigError, match="expected one of"):
         create_detector(DetectorConfig.model_construct(kind="yolo"))
+
+
+def test_vendored_detector_models_are_the_published_files() -> None:
+    """The shipped BlazeFace files are byte for byte the ones the provenance note names."""
+    import hashlib
+    import re
+
+    from fer_edge.daemon.detect import bundled_detector_file
+
+    note = bundled_detector_file("README.md").read_text()
+    listed = dict((name, digest) for digest, name in re.findall(r"([0-9a-f]{64})\s+(\S+\.tflite)", note))
+    assert set(listed) == {"face_detection_back.tflite", "face_detection_short_range.tflite"}
+    for name, digest in listed.items():
+        assert hashlib.sha256(bundled_detector_file(name).read_bytes()).hexdigest() == digest
+    assert "Apache License" in bundled_detector_file("LICENSE-APACHE-2.0.txt").read_text()
