@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 WIDTH, HEIGHT, FPS = 1280, 720, 15
 SCENE_S = 4
 SIDE_RANGE = (40, 200)
-BANDS = ((40, 60), (60, 100), (100, 201))
+BANDS = (("40-60", 40, 60), ("60-100", 60, 100), ("100-200", 100, SIDE_RANGE[1] + 1))  # [low, high)
 SCENE_KINDS = ("flat", "textured")
 EDGE_S = 0.35  # ticks this close to a scene cut are not scored (either scene may be on screen)
 
@@ -70,9 +70,9 @@ class Scene:
 
 
 def _band(side: int) -> str:
-    for low, high in BANDS:
+    for name, low, high in BANDS:
         if low <= side < high:
-            return f"{low}-{high - 1 if high == 201 else high}"
+            return name
     return "other"
 
 
@@ -199,10 +199,11 @@ def _stream_offset(ticks: list[Tick], scenes: list[Scene]) -> float | None:
     if not intervals:
         return None
     low = min(a for a, _ in intervals)
-    # offsets a whole loop apart are the same offset: vote over one period only
+    # offsets a whole loop apart are the same offset: vote over one period only, counting an
+    # interval for a candidate if any of the loops the run can span puts it inside
     grid = np.arange(low, low + period, 0.02)
-    spans = [(a, b) for a, b in intervals]
-    counts = [sum(1 for a, b in spans if any(a <= g + k * period <= b for k in range(-1, 4))) for g in grid]
+    loops = range(-1, 4)
+    counts = [sum(1 for a, b in intervals if any(a <= g + k * period <= b for k in loops)) for g in grid]
     top = max(counts)
     best_grid = grid[[i for i, c in enumerate(counts) if c == top]]
     return float(np.median(best_grid))
