@@ -54,6 +54,24 @@ class _Camera:
     stats: CameraStats = field(default_factory=CameraStats)
 
 
+def load_pipeline(config: DaemonConfig, default_model: str) -> FacePipeline:
+    """The emotion model and the face detector, loaded as the daemon runs them (``run --check``
+    loads them too, so a model or detector file that cannot load fails the check, not the start).
+    A file that does not load is a configuration error naming its key."""
+    try:
+        model = EmotionModel(
+            config.model.path or default_model,
+            RuntimeOptions(config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu),
+        )
+    except FerEdgeError as e:
+        raise ConfigError(f"model.path: {e}") from e
+    try:
+        detector = create_detector(config.detector)
+    except FerEdgeError as e:
+        raise ConfigError(f"detector: {e}") from e
+    return FacePipeline(detector, model, config.model.tta)
+
+
 class Daemon:
     """Owns every part of a running daemon; :meth:`run` blocks until stopped."""
 
@@ -71,15 +89,8 @@ class Daemon:
         self.stop_event = threading.Event()
         self.started = time.monotonic()
         self.topics = Topics(config.mqtt.base_topic, config.device_id, config.mqtt.discovery_prefix)
-        model_path = config.model.path or default_model
-        try:
-            self.model = EmotionModel(
-                model_path,
-                RuntimeOptions(config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu),
-            )
-        except FerEdgeError as e:
-            raise ConfigError(f"model.path: {e}") from e
-        self.pipeline = FacePipeline(create_detector(config.detector), self.model, config.model.tta)
+        self.pipeline = load_pipeline(config, default_model)
+        self.model = self.pipeline.model
         self.spool = Spool(config.state_dir / "spool.sqlite3", config.spool.max_messages)
         self.publisher = (
             MqttPublisher(

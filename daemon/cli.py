@@ -26,7 +26,7 @@ def _parse_host_port(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace, default_model: str) -> int:
-    from fer_edge.daemon.app import Daemon, print_sink
+    from fer_edge.daemon.app import Daemon, load_pipeline, print_sink
     from fer_edge.daemon.config import CameraConfig, DaemonConfig, MqttConfig, load_config
     from fer_edge.daemon.service import configure_logging
 
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace, default_model: str) -> int:
         raise UsageError("run needs --config FILE (or --demo)")
     config = load_config(args.config)
     if args.check:
+        load_pipeline(config, default_model)
         print(
             f"{args.config}: OK ({len(config.cameras)} camera(s), broker "
             f"{config.mqtt.host}:{config.mqtt.port})"

@@ -122,6 +122,32 @@ def test_check_validates_and_exits(
     assert main(["run", "--config", str(tmp_path / "missing.yaml")]) == 66
 
 
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("model:\n  path: {junk}\n", "model.path"),
+        ("detector:\n  framing_path: {junk}\n", "detector"),
+        ("detector:\n  model_path: {junk}\n", "detector"),
+    ],
+)
+def test_check_loads_the_model_and_detector_files_as_run_does(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    section: str,
+    key: str,
+) -> None:
+    """A file that exists but does not load fails ``--check`` (the unit's ExecStartPre), with one
+    line naming the key, instead of passing it and failing the start."""
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\x00not a model or framing file")
+    config = _write(tmp_path, GOOD + section.format(junk=junk))
+    assert main(["run", "--config", str(config), "--check"]) == 78
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: {key}" in err[0]
+
+
 def test_spool_is_fifo_bounded_and_survives_reopen(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s.db", max_messages=10)
     ids = [spool.append("t", f"m{i}".encode()) for i in range(15)]
