@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fer_edge.daemon.config import DaemonConfig
@@ -28,7 +30,7 @@ from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
-from fer_edge.errors import ConfigError, FerEdgeError
+from fer_edge.errors import CannotCreateError, ConfigError, FerEdgeError
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,24 @@ class _Camera:
     due: float = 0.0
     last_frame: int = 0
     stats: CameraStats = field(default_factory=CameraStats)
+
+
+def check_state_dir(state_dir: Path, create: bool) -> None:
+    """``state_dir`` exists as a writable folder, or can be made one (``create``: make it).
+    One line naming the path otherwise (exit 73), instead of a traceback at the spool."""
+    try:
+        if create:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        existing = state_dir
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(f"{existing} is not writable")
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise CannotCreateError(f"state_dir {state_dir}: cannot create or write it ({reason})") from None
 
 
 def load_pipeline(config: DaemonConfig, default_model: str) -> FacePipeline:
@@ -91,6 +111,7 @@ class Daemon:
         self.topics = Topics(config.mqtt.base_topic, config.device_id, config.mqtt.discovery_prefix)
         self.pipeline = load_pipeline(config, default_model)
         self.model = self.pipeline.model
+        check_state_dir(config.state_dir, create=True)
         self.spool = Spool(config.state_dir / "spool.sqlite3", config.spool.max_messages)
         self.publisher = (
             MqttPublisher(

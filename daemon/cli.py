@@ -26,7 +26,7 @@ def _parse_host_port(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace, default_model: str) -> int:
-    from fer_edge.daemon.app import Daemon, load_pipeline, print_sink
+    from fer_edge.daemon.app import Daemon, check_state_dir, load_pipeline, print_sink
     from fer_edge.daemon.config import CameraConfig, DaemonConfig, MqttConfig, load_config
     from fer_edge.daemon.service import configure_logging
 
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace, default_model: str) -> int:
         raise UsageError("run needs --config FILE (or --demo)")
     config = load_config(args.config)
     if args.check:
+        check_state_dir(config.state_dir, create=False)
         load_pipeline(config, default_model)
         print(
             f"{args.config}: OK ({len(config.cameras)} camera(s), broker "
@@ -132,6 +133,11 @@ def predict(args: argparse.Namespace) -> int:
     from fer_edge.runtime import EmotionModel, RuntimeOptions
 
     path = Path(args.path)
+    if args.annotate and not cv2.haveImageWriter(args.annotate):
+        # checked before any work: OpenCV raises, rather than answers, for an unknown extension
+        raise UsageError(
+            f"--annotate {args.annotate}: not an image file name OpenCV writes (use .png or .jpg)"
+        )
     media = _read_media(path)
     detector = create_detector(DetectorConfig(min_face_px=args.min_face))
     pipeline = FacePipeline(detector, EmotionModel(args.model, RuntimeOptions(num_threads=2)), args.tta)

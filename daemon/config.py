@@ -252,14 +252,40 @@ def _describe(error: dict[str, Any], path: Path, root: yaml.Node | None) -> str:
     return f"{where}: {key}: {message}{shown}"
 
 
+def _refuse_duplicate_keys(node: yaml.Node | None, path: Path) -> None:
+    """YAML lets a later key silently replace an earlier one (a second camera of the same name
+    drops the first); a config must say each setting once."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            if name is not None:
+                if name in seen:
+                    raise ConfigError(
+                        f"{path}:{key.start_mark.line + 1}: duplicate key {name!r} "
+                        f"(first at line {seen[name]})"
+                    )
+                seen[name] = key.start_mark.line + 1
+            _refuse_duplicate_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, path)
+
+
 def load_config(path: str | os.PathLike[str]) -> DaemonConfig:
     """Read, expand and validate a daemon config; the first problem raises :class:`ConfigError`."""
     path = Path(path)
     if not path.is_file():
         raise MissingInputError(f"{path}: config file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); expected YAML") from None
+    except OSError as e:
+        raise MissingInputError(f"{path}: cannot read the config file ({e.strerror})") from None
     try:
         root = yaml.compose(text)
+        _refuse_duplicate_keys(root, path)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)

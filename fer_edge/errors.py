@@ -11,6 +11,7 @@ EXIT_USAGE = 2
 EXIT_DATA = 65  # EX_DATAERR: the input exists but is malformed
 EXIT_NO_INPUT = 66  # EX_NOINPUT: an input file or folder is missing
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal failure (a bug); logged with its traceback
+EXIT_CANT_CREATE = 73  # EX_CANTCREAT: an output or state file cannot be created
 EXIT_CONFIG = 78  # EX_CONFIG: the daemon's configuration is invalid
 
 
@@ -36,6 +37,12 @@ class UsageError(FerEdgeError):
     """Arguments are inconsistent in a way argparse cannot see."""
 
     exit_code = EXIT_USAGE
+
+
+class CannotCreateError(FerEdgeError):
+    """An output or state file or folder cannot be created where the user asked."""
+
+    exit_code = EXIT_CANT_CREATE
 
 
 class ConfigError(FerEdgeError):

@@ -55,6 +55,11 @@ def test_secrets_from_systemd_credentials(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 BAD_CONFIGS = [
+    (
+        GOOD + "  door:\n    url: rtsp://192.0.2.11/other\n",
+        r"config\.yaml:6: duplicate key 'door' \(first at line 4\)",
+    ),
+    (GOOD + "mqtt:\n  host: other\n", r"config\.yaml:6: duplicate key 'mqtt' \(first at line 1\)"),
     (GOOD + "    colour: blue\n", r"config\.yaml:6: cameras\.door\.colour: unknown key"),
     (
         GOOD.replace("host: 127.0.0.1", "host: 127.0.0.1\n  port: many"),
@@ -111,6 +116,31 @@ def test_cli_corrupt_model_exits_78(
     assert main(["run", "--config", str(config)]) == 78
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "model.path" in err[0] and "not a loadable TFLite model" in err[0]
+
+
+def test_a_config_that_is_not_utf8_is_one_line_exit_78(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_bytes(bytes(range(128, 256)) * 4)
+    for extra in ([], ["--check"]):
+        assert main(["run", "--config", str(path), *extra]) == 78
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not a UTF-8 text file" in err[0]
+
+
+def test_a_state_dir_that_cannot_be_made_is_one_line_exit_73(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    config = _write(tmp_path, GOOD + f"state_dir: {blocker}/state\n")
+    for extra in (["--check"], ["--duration", "1"]):
+        assert main(["run", "--config", str(config), *extra]) == 73
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "state_dir" in err[0] and str(blocker) in err[0]
+    assert blocker.read_text() == "not a folder"
 
 
 def test_check_validates_and_exits(

@@ -116,6 +116,17 @@ def test_predict_bad_input(
     assert len(err) == 1 and "input.jpg" in err[0]
 
 
+@pytest.mark.parametrize("name", ["out.xyz", "out"])
+def test_predict_annotate_needs_an_image_extension(
+    astronaut: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    out = tmp_path / name
+    assert main(["-q", "predict", str(astronaut), "--annotate", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--annotate" in err[0] and not out.exists()
+    assert not list(tmp_path.iterdir())  # no temp file left behind either
+
+
 def test_demo_prints_emotions_documents_without_tensorflow() -> None:
     result = subprocess.run(
         [sys.executable, "-c", NO_TF, "-q", "run", "--demo", "--duration", "3.5"],
