@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fer_edge.daemon.redact import mask_url, shown_value
 from fer_edge.errors import ConfigError, MissingInputError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -247,9 +248,9 @@ def _describe(error: dict[str, Any], path: Path, root: yaml.Node | None) -> str:
     shown = (
         ""
         if error["type"] in ("missing", "extra_forbidden") or isinstance(value, dict)
-        else f" (got {value!r})"
+        else shown_value(value, loc)
     )
-    return f"{where}: {key}: {message}{shown}"
+    return f"{where}: {key}: {mask_url(message)}{shown}"
 
 
 def _refuse_duplicate_keys(node: yaml.Node | None, path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,17 +20,11 @@ import av
 import numpy as np
 
 from fer_edge.daemon.config import CameraConfig
+from fer_edge.daemon.redact import mask_url
 
 logger = logging.getLogger(__name__)
 
-_CREDENTIALS = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
-
 StatusCallback = Callable[[str, str], None]
-
-
-def mask_url(text: str) -> str:
-    """``rtsp://user:secret@host`` -> ``rtsp://user:***@host`` (for anything that is logged)."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 @dataclass

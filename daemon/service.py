@@ -8,7 +8,7 @@ import os
 import socket
 import time
 
-from fer_edge.daemon.ingest import mask_url
+from fer_edge.daemon.redact import mask_url
 
 logger = logging.getLogger(__name__)
 

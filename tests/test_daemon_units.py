@@ -13,7 +13,7 @@ import pytest
 
 from fer_edge.cli import main
 from fer_edge.daemon.config import load_config
-from fer_edge.daemon.ingest import mask_url
+from fer_edge.daemon.redact import mask_url
 from fer_edge.daemon.payloads import Topics, discovery_payload, iso_ms, state_payload
 from fer_edge.daemon.pipeline import Analysis, FaceResult
 from fer_edge.daemon.service import MaskSecrets, Watchdog, sd_notify
@@ -217,10 +217,29 @@ def test_iou() -> None:
         ("rtsp://admin:hunter2@10.0.0.1/s", "rtsp://admin:***@10.0.0.1/s"),
         ("open rtsp://u:p@h:554/a failed", "open rtsp://u:***@h:554/a failed"),
         ("rtsp://10.0.0.1/s", "rtsp://10.0.0.1/s"),
+        ("rtsp://user:p@ss5@host:554/s", "rtsp://user:***@host:554/s"),  # '@' in the password
+        ("rtsp://user:a:b@host/s", "rtsp://user:***@host/s"),
     ],
 )
 def test_mask_url(text: str, expected: str) -> None:
     assert mask_url(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mqtt:\n  host: h\ncameras:\n  door: rtsp://viewer:S3cr3tPw@192.0.2.10/s\n",  # a plain URL
+        "mqtt:\n  host: h\n  password: 73519264\ncameras:\n  door:\n    url: rtsp://h/s\n",  # a number
+        "mqtt:\n  host: h\n  password: [S3cr3tPw]\ncameras:\n  door:\n    url: rtsp://h/s\n",
+    ],
+)
+def test_config_errors_never_show_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+) -> None:
+    assert main(["run", "--config", str(_write(tmp_path, text)), "--check"]) == 78
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "S3cr3tPw" not in err and "73519264" not in err
 
 
 def test_log_filter_masks_arguments(caplog: pytest.LogCaptureFixture) -> None:
