@@ -13,9 +13,9 @@ import pytest
 
 from fer_edge.cli import main
 from fer_edge.daemon.config import load_config
-from fer_edge.daemon.redact import mask_url
 from fer_edge.daemon.payloads import Topics, discovery_payload, iso_ms, state_payload
 from fer_edge.daemon.pipeline import Analysis, FaceResult
+from fer_edge.daemon.redact import mask_url
 from fer_edge.daemon.service import MaskSecrets, Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker, iou
