@@ -72,19 +72,44 @@ def load_metadata(model_path: str | Path, *, required: bool = True) -> ModelMeta
             raise DataError(f"{path}: model metadata is missing (every model ships a .json beside it)")
         return ModelMetadata()
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"{path}: cannot read model metadata: {e}") from e
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: cannot read model metadata: {e}") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a JSON object of metadata, received {type(raw).__name__}")
     known = set(ModelMetadata.__dataclass_fields__)
     meta = ModelMetadata(**{k: v for k, v in raw.items() if k in known})
+    _check_types(meta, path)
     bad = [name for name in meta.labels if name not in LABELS]
     if bad:
         raise DataError(f"{path}: labels: unknown emotion {bad[0]!r}")
-    if len(meta.input_shape) != 3:
+    if len(meta.input_shape) != 3 or any(v < 1 for v in meta.input_shape):
         raise DataError(
             f"{path}: input_shape: expected [height, width, channels], received {meta.input_shape}"
         )
     return meta
+
+
+def _check_types(meta: ModelMetadata, path: Path) -> None:
+    """Every field the runtime reads has the type it needs: one line naming the key otherwise."""
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    checks: dict[str, bool] = {
+        "labels": isinstance(meta.labels, list) and all(isinstance(x, str) for x in meta.labels),
+        "input_shape": isinstance(meta.input_shape, list)
+        and all(isinstance(x, int) and not isinstance(x, bool) for x in meta.input_shape),
+        "normalization": isinstance(meta.normalization, dict)
+        and all(number(v) for v in meta.normalization.values()),
+        "crop_margin": number(meta.crop_margin),
+        "quantization": isinstance(meta.quantization, dict),
+        "training": isinstance(meta.training, dict),
+        "metrics": isinstance(meta.metrics, dict),
+    }
+    for key, ok in checks.items():
+        if not ok:
+            raise DataError(f"{path}: {key}: wrong type ({getattr(meta, key)!r:.60})")
 
 
 def save_metadata(model_path: str | Path, meta: ModelMetadata) -> Path:

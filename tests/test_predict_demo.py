@@ -127,6 +127,30 @@ def test_predict_annotate_needs_an_image_extension(
     assert not list(tmp_path.iterdir())  # no temp file left behind either
 
 
+@pytest.mark.parametrize(
+    ("metadata", "key"),
+    [
+        ('{"labels": 7}', "labels"),
+        ("[1, 2, 3]", "JSON object"),
+        ('{"input_shape": ["48", 48, 1]}', "input_shape"),
+        ('{"normalization": {"scale": "big"}}', "normalization"),
+        (b"\xff\xfe\x00garbage", "cannot read model metadata"),
+    ],
+)
+def test_model_metadata_of_the_wrong_type_is_one_line_exit_65(
+    astronaut: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], metadata: str | bytes, key: str
+) -> None:
+    import shutil
+
+    model = tmp_path / "model.tflite"
+    shutil.copy(BUNDLED_MODEL, model)
+    data = metadata if isinstance(metadata, bytes) else metadata.encode()
+    (tmp_path / "model.json").write_bytes(data)
+    assert main(["-q", "predict", str(astronaut), "--model", str(model)]) == 65
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.json" in err[0] and key in err[0]
+
+
 def test_demo_prints_emotions_documents_without_tensorflow() -> None:
     result = subprocess.run(
         [sys.executable, "-c", NO_TF, "-q", "run", "--demo", "--duration", "3.5"],
