@@ -240,7 +240,12 @@ class Daemon:
                 }
                 for cam in self.cameras
             },
-            "spool": {"depth": self.spool.depth, "dropped": self.spool.dropped},
+            "spool": {
+                "depth": self.spool.depth,
+                "dropped": self.spool.dropped,
+                "recovered": self.spool.recovered,
+                "salvaged": self.spool.salvaged,
+            },
         }
 
     def _publish_stats(self) -> None:

@@ -3,14 +3,23 @@
 Every QoS-1 result goes in here first and leaves only when the broker's PUBACK arrives, so a broker
 outage or a daemon restart loses nothing. Past ``max_messages`` the oldest rows are dropped and
 counted. The per-camera ``seq`` counters live here too, so numbering continues across restarts.
+
+A spool that is not a sound database (a disk fault, a half-written page, random bytes) must not
+stop the daemon from starting: it is renamed aside (``spool.sqlite3.corrupt-<time>``), the rows
+and counters that still read are copied into a fresh spool, one error is logged, and the event is
+counted in ``recovered``.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -40,13 +49,54 @@ class Spool:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_messages = max_messages
+        self.recovered = 0  # corrupt spools set aside since start
+        self.salvaged = 0  # messages copied out of them
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError as e:
+            self._db = self._recover(path, e)
         # kept in memory: a COUNT(*) per result would scan the whole spool during an outage
         self._depth = int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if not check or check[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _recover(self, path: Path, error: sqlite3.DatabaseError) -> sqlite3.Connection:
+        """Set the bad spool aside, start a fresh one, copy over what still reads."""
+        rows, counters = _salvage(path)
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{path}{suffix}")
+            if part.exists():
+                part.rename(Path(f"{aside}{suffix}"))
+        db = self._open(path)
+        with db:
+            db.executemany("INSERT INTO messages(topic, payload, qos, retain) VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", counters)
+        self.recovered, self.salvaged = 1, len(rows)
+        logger.error(
+            "spool %s was corrupt (%s): kept aside as %s; %d unsent message(s) and %d counter(s) "
+            "salvaged into a fresh spool",
+            path,
+            error,
+            aside.name,
+            len(rows),
+            len(counters),
+        )
+        return db
 
     def next_seq(self, camera: str) -> int:
         """The next ``seq`` for ``camera``: 1, 2, ... persisted across restarts."""
@@ -112,3 +162,27 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _salvage(path: Path) -> tuple[list[tuple[str, bytes, int, int]], list[tuple[str, int]]]:
+    """The messages (in order) and counters of a damaged spool that still read, up to the first
+    unreadable row of each table; nothing if the file is not a database at all."""
+    rows: list[tuple[str, bytes, int, int]] = []
+    counters: list[tuple[str, int]] = []
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.DatabaseError:
+        return rows, counters
+    try:
+        for query, out in (
+            ("SELECT topic, payload, qos, retain FROM messages ORDER BY id", rows),
+            ("SELECT name, value FROM counters", counters),
+        ):
+            try:
+                for row in db.execute(query):
+                    out.append(tuple(row))  # type: ignore[arg-type]
+            except sqlite3.DatabaseError:
+                continue  # the rest of this table is unreadable
+    finally:
+        db.close()
+    return rows, counters

@@ -193,6 +193,46 @@ def test_spool_is_fifo_bounded_and_survives_reopen(tmp_path: Path) -> None:
     assert reopened.next_seq("hall") == 1
 
 
+def test_a_spool_of_random_bytes_is_set_aside_and_a_fresh_one_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "spool.sqlite3"
+    junk = np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    path.write_bytes(junk)
+    with caplog.at_level(logging.ERROR):
+        spool = Spool(path)
+    assert spool.recovered == 1 and spool.salvaged == 0 and spool.depth == 0
+    aside = list(tmp_path.glob("spool.sqlite3.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == junk  # kept, untouched
+    spool.append("t", b"x")
+    assert spool.pending(limit=1)[0].payload == b"x"
+    assert sum("corrupt" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_damaged_spool_gives_back_what_still_reads(tmp_path: Path) -> None:
+    """A real spool with a page overwritten in the middle: the rows before the damage come back
+    in order, the daemon's counters too where they read, and the spool works on."""
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path)
+    payloads = [f"{i:04d}".encode() * 256 for i in range(60)]  # 1 KiB each: many pages
+    for p in payloads:
+        spool.append("fer-edge/box/door/emotions", p)
+    assert [spool.next_seq("door") for _ in range(3)] == [1, 2, 3]
+    spool.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 12 * page
+    data[8 * page : 9 * page] = np.random.default_rng(1).integers(0, 256, page, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    reopened = Spool(path)
+    assert reopened.recovered == 1 and 0 < reopened.salvaged < len(payloads)
+    got = [m.payload for m in reopened.pending(limit=1000)]
+    assert got == payloads[: len(got)]  # a prefix, in order
+    reopened.append("t", b"after")
+    assert reopened.pending(after_id=0, limit=1000)[-1].payload == b"after"
+    assert reopened.next_seq("door") in (1, 4)  # continues if its page read, else starts over
+
+
 def test_tracker_keeps_ids_for_moving_faces_and_smooths() -> None:
     tracker = FaceTracker(smoothing=0.5)
     one_hot = np.eye(7, dtype=np.float32)
