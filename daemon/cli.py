@@ -78,16 +78,23 @@ def _read_media(path: Path) -> list[tuple[float | None, np.ndarray]]:
     import av
 
     frames: list[tuple[float | None, np.ndarray]] = []
+    last_t: float | None = None
     try:
         with av.open(str(path)) as container:
             next_t = 0.0
             for frame in container.decode(video=0):
                 t = float(frame.time or 0.0)
+                last_t = t
                 if t + 1e-6 >= next_t:
                     frames.append((round(t, 3), frame.to_ndarray(format="bgr24")))
                     next_t = t + 1.0
     except (av.error.FFmpegError, IndexError) as e:
-        raise DataError(f"{path}: not a readable image or video ({e})") from e
+        if not frames:
+            raise DataError(f"{path}: not a readable image or video ({e})") from None
+        # a truncated or damaged video: keep what decoded, and say where it stopped
+        logger.warning(
+            "%s: video breaks off after %.1f s (%s); results cover the frames before", path, last_t or 0.0, e
+        )
     if not frames:
         raise DataError(f"{path}: no video frames")
     return frames

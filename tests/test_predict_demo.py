@@ -151,6 +151,41 @@ def test_model_metadata_of_the_wrong_type_is_one_line_exit_65(
     assert len(err) == 1 and "model.json" in err[0] and key in err[0]
 
 
+def test_predict_on_a_truncated_video_keeps_the_frames_that_decoded(tmp_path: Path) -> None:
+    """An MP4 cut off half-way (its index at the front): results for the seconds before the
+    break, and one warning saying where it broke, instead of nothing."""
+    import av
+
+    from fer_edge.daemon.democlip import face_image, render_frame
+
+    whole = tmp_path / "whole.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.codec_context.gop_size = 10
+        for i in range(80):
+            image = render_frame(face_image(), DEMO_SPRITES, i / 10, 640, 360)
+            noisy = np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(noisy, format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_edge.cli", "predict", str(cut)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    frames = json.loads(result.stdout)["frames"]
+    assert 2 <= len(frames) < 8 and frames[0]["t"] == 0.0
+    warnings = [line for line in result.stderr.splitlines() if "breaks off" in line]
+    assert len(warnings) == 1 and "cut.mp4" in warnings[0]
+
+
 def test_demo_prints_emotions_documents_without_tensorflow() -> None:
     result = subprocess.run(
         [sys.executable, "-c", NO_TF, "-q", "run", "--demo", "--duration", "3.5"],
