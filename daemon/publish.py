@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import ssl
 import threading
 from collections import deque
@@ -26,6 +27,25 @@ from fer_edge.daemon.spool import Spool
 logger = logging.getLogger(__name__)
 
 _MAX_INFLIGHT = 40
+
+
+def _quiet_retries(record: logging.LogRecord) -> bool:
+    """paho logs every failed reconnect as 'Client is not connected'; the publisher says once per
+    outage, with the broker and the reason, instead."""
+    return not record.getMessage().startswith("Client is not connected")
+
+
+def _why_unreachable(host: str, port: int) -> str:
+    """A short reason a TCP connection to the broker fails: paho's callback does not say."""
+    try:
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4]
+    except socket.gaierror as e:
+        return f"cannot resolve {host}: {e.strerror}"
+    try:
+        with socket.create_connection(address[:2], timeout=3):
+            return "it accepted a TCP connection but not the MQTT session"
+    except OSError as e:
+        return e.strerror or type(e).__name__
 
 
 class MqttPublisher:
@@ -43,7 +63,9 @@ class MqttPublisher:
         self.ever_connected = threading.Event()
         protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-        self.client.enable_logger(logging.getLogger("paho.mqtt"))
+        paho_logger = logging.getLogger("paho.mqtt")
+        paho_logger.addFilter(_quiet_retries)
+        self.client.enable_logger(paho_logger)
         self.client.will_set(topics.availability, "offline", qos=1, retain=True)
         if config.username:
             self.client.username_pw_set(config.username, config.password)
@@ -58,7 +80,9 @@ class MqttPublisher:
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
         self.client.max_inflight_messages_set(_MAX_INFLIGHT + 10)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
+        self._unreachable = False  # logged once per outage, not once per retry
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -98,10 +122,12 @@ class MqttPublisher:
             if isinstance(payload, str)
             else json.dumps(payload, separators=(",", ":")).encode()
         )
+        # under the lock, with the connect callback's re-send: a value set while the connection
+        # comes up is either in that re-send or published here, never in neither
         with self._retained_lock:
             self._retained[topic] = (data, qos)
-        if self.connected.is_set():
-            self.client.publish(topic, data, qos=qos, retain=True)
+            if self.connected.is_set():
+                self.client.publish(topic, data, qos=qos, retain=True)
 
     # -- paho callbacks (network thread) ------------------------------------------------------
     def _on_connect(
@@ -116,14 +142,25 @@ class MqttPublisher:
             )
             return
         logger.info("connected to MQTT broker %s:%d", self.config.host, self.config.port)
+        self._unreachable = False
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         with self._retained_lock:
-            retained = list(self._retained.items())
-        for topic, (data, qos) in retained:
-            client.publish(topic, data, qos=qos, retain=True)
-        self.connected.set()
+            for topic, (data, qos) in self._retained.items():
+                client.publish(topic, data, qos=qos, retain=True)
+            self.connected.set()
         self.ever_connected.set()
         self._wake.set()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        if self._unreachable:
+            return
+        self._unreachable = True
+        logger.warning(
+            "MQTT broker %s:%d unreachable (%s); retrying with back-off, results are spooled",
+            self.config.host,
+            self.config.port,
+            _why_unreachable(self.config.host, self.config.port),
+        )
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any

@@ -82,3 +82,35 @@ def test_username_password_over_mqtt_311(
             proc.terminate()
             assert proc.wait(timeout=10) == 0
             reader.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [("127.0.0.1", "refused"), ("no-such-broker.invalid", "cannot resolve no-such-broker.invalid")],
+)
+def test_an_unreachable_broker_is_named_once_with_its_reason(
+    tmp_path: Path, int8_model: Path, host: str, reason: str
+) -> None:
+    """Not paho's 'Client is not connected' over and over: one line per outage that names the
+    broker and why, while results are spooled."""
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=4)
+    port = free_port()  # nothing listens there
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nmqtt:\n  host: {host}\n  port: {port}\n  ready_timeout_s: 0\n"
+        f"model:\n  path: {int8_model}\ncameras:\n  clip:\n    url: {clip}\n"
+    )
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*daemon_command(config), "--duration", "8"], stdout=out, stderr=out)
+    try:
+        assert proc.wait(timeout=90) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [
+        line for line in log.read_text().splitlines() if "daemon.publish" in line and "unreachable" in line
+    ]
+    assert len(lines) == 1, log.read_text()[-2000:]
+    assert f"{host}:{port}" in lines[0] and reason in lines[0].lower()
+    assert "Client is not connected" not in log.read_text()
