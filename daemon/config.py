@@ -136,7 +136,7 @@ class DetectorConfig(_Base):
 
 
 class CameraConfig(_Base):
-    url: str = Field(description="rtsp://..., a video file, or a device such as /dev/video0")
+    url: str = Field(min_length=1, description="rtsp://..., a video file, or a device such as /dev/video0")
     interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between analyses")
     keyframes_only: bool = Field(False, description="decode key frames only (cheap 1 Hz analysis)")
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
@@ -191,10 +191,20 @@ class DaemonConfig(_Base):
         for name in value:
             if not _NAME.match(name):
                 raise ValueError(f"camera name {name!r}: use letters, digits, '_' and '-' only")
+        if not any(cam.enabled for cam in value.values()):
+            raise ValueError("every camera has enabled: false; the daemon would analyse nothing")
         return value
 
 
-def _secret(name: str, default: str | None, where: str) -> str:
+class _UnsetVariable(Exception):
+    """``${VAR}`` with no value; carries the key path so the error can name the YAML line."""
+
+    def __init__(self, name: str, loc: tuple[object, ...]) -> None:
+        super().__init__(name)
+        self.name, self.loc = name, loc
+
+
+def _secret(name: str, default: str | None, where: tuple[object, ...]) -> str:
     if name in os.environ:
         return os.environ[name]
     cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
@@ -202,16 +212,16 @@ def _secret(name: str, default: str | None, where: str) -> str:
         return (Path(cred_dir) / name).read_text().rstrip("\n")
     if default is not None:
         return default
-    raise ConfigError(f"{where}: ${{{name}}} is not set (environment or $CREDENTIALS_DIRECTORY)")
+    raise _UnsetVariable(name, where)
 
 
-def _expand(value: Any, where: str) -> Any:
+def _expand(value: Any, where: tuple[object, ...]) -> Any:
     if isinstance(value, str):
         return _VAR.sub(lambda m: _secret(m.group(1), m.group(2), where), value)
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: _expand(v, (*where, str(k))) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, (*where, i)) for i, v in enumerate(value)]
     return value
 
 
@@ -294,7 +304,15 @@ def load_config(path: str | os.PathLike[str]) -> DaemonConfig:
         raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    raw = _expand(raw, "")
+    try:
+        raw = _expand(raw, ())
+    except _UnsetVariable as e:
+        line = _line_of(root, e.loc)
+        where = f"{path}:{line}" if line else str(path)
+        key = ".".join(str(p) for p in e.loc)
+        raise ConfigError(
+            f"{where}: {key}: ${{{e.name}}} is not set (environment or $CREDENTIALS_DIRECTORY)"
+        ) from None
     try:
         return DaemonConfig.model_validate(raw)
     except ValidationError as e:

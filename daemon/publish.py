@@ -165,7 +165,9 @@ class MqttPublisher:
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
     ) -> None:
-        if self.connected.is_set():
+        if self._stopping.is_set():
+            logger.info("disconnected from MQTT broker %s:%d", self.config.host, self.config.port)
+        elif self.connected.is_set():
             logger.warning("MQTT connection lost (%s); results are spooled until it is back", reason_code)
         self.connected.clear()
 

@@ -230,6 +230,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     wait_for(lambda: collector.documents("test-box/stats"), 10, "a stats message")
     stats = collector.documents("test-box/stats")[-1]
     assert set(stats["cameras"]) == {"door", "hall"} and stats["spool"]["depth"] >= 0
+    assert stats["spool"]["recovered"] == 0 and "scene_changes" in stats["cameras"]["door"]
     door = stats["cameras"]["door"]
     assert 1 <= door["full_scans"] <= door["ticks"]  # the first tick scans the whole frame
     wait_for(lambda: notify.seen("WATCHDOG=1"), 10, "WATCHDOG=1")
@@ -238,6 +239,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     assert code == 0 and took < 5.0
     wait_for(lambda: collector.payloads("/availability")[-1] == b"offline", 5, "availability offline")
     assert notify.seen("STOPPING=1")
+    assert "connection lost" not in daemon.log.read_text()  # a normal stop is not an outage
     log = Path(str(stack["log"])).read_text()
     assert "s3cret" not in log and "viewer:***@" in log  # passwords masked in logs
 

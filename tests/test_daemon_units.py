@@ -55,6 +55,11 @@ def test_secrets_from_systemd_credentials(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 BAD_CONFIGS = [
+    (GOOD + "    enabled: false\n", r"config\.yaml:\d+: cameras: .*every camera has enabled: false"),
+    (
+        GOOD.replace("rtsp://viewer:${CAM_PASSWORD}@192.0.2.10/stream1", '""'),
+        r"cameras\.door\.url: .*at least 1",
+    ),
     (
         GOOD + "  door:\n    url: rtsp://192.0.2.11/other\n",
         r"config\.yaml:6: duplicate key 'door' \(first at line 4\)",
@@ -77,7 +82,7 @@ BAD_CONFIGS = [
     ("mqtt: [\n", r"config\.yaml:\d+: invalid YAML"),
     (
         GOOD.replace("${CAM_PASSWORD}", "${NOT_SET_ANYWHERE}"),
-        r"cameras\.door\.url: \$\{NOT_SET_ANYWHERE\} is not set",
+        r"config\.yaml:5: cameras\.door\.url: \$\{NOT_SET_ANYWHERE\} is not set",
     ),
     (
         GOOD + "detector:\n  kind: blazeface\n  model_path: /nowhere/face.tflite\n",
