@@ -102,11 +102,12 @@ class Daemon:
         use_mqtt: bool = True,
         sinks: list[Sink] | None = None,
         duration_s: float | None = None,
+        stop_event: threading.Event | None = None,
     ) -> None:
         self.config = config
         self.sinks = sinks or []
         self.duration_s = duration_s
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self.started = time.monotonic()
         self.topics = Topics(config.mqtt.base_topic, config.device_id, config.mqtt.discovery_prefix)
         self.pipeline = load_pipeline(config, default_model)

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace, default_model: str) -> int:
                 use_mqtt=bool(args.mqtt),
                 sinks=[print_sink],
                 duration_s=args.duration if args.duration is not None else 10.0,
+                stop_event=getattr(args, "stop_event", None),
             )
             return daemon.run()
     if not args.config:
@@ -64,7 +65,13 @@ def run(args: argparse.Namespace, default_model: str) -> int:
         return 0
     logging.getLogger().setLevel(config.log_level.upper())
     configure_logging(config.log_format)
-    daemon = Daemon(config, default_model, sinks=[print_sink] if args.print else [], duration_s=args.duration)
+    daemon = Daemon(
+        config,
+        default_model,
+        sinks=[print_sink] if args.print else [],
+        duration_s=args.duration,
+        stop_event=getattr(args, "stop_event", None),
+    )
     return daemon.run()
 
 

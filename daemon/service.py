@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 
 from fer_edge.daemon.redact import mask_url
@@ -82,3 +84,14 @@ def configure_logging(log_format: str = "text") -> None:
         handler.addFilter(MaskSecrets())
         if log_format == "json":
             handler.setFormatter(JsonFormatter())
+
+
+def catch_stop_signals() -> threading.Event:
+    """SIGTERM/SIGINT from the process's first moments set the returned event, so a stop that
+    arrives while models load still ends in an orderly shutdown (exit 0), not a kill (143).
+    Cheap to import: ``fer-edge run`` calls it before loading anything heavy."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_args: stop.set())
+    return stop

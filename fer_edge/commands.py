@@ -374,6 +374,9 @@ def _add_run(sub: Any, add_common: AddCommon) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.service import catch_stop_signals
+
+    args.stop_event = catch_stop_signals()  # before the heavy imports and the model load
     from fer_edge.cli import BUNDLED_MODEL
     from fer_edge.daemon.cli import run
 

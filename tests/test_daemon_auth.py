@@ -114,3 +114,39 @@ def test_an_unreachable_broker_is_named_once_with_its_reason(
     assert len(lines) == 1, log.read_text()[-2000:]
     assert f"{host}:{port}" in lines[0] and reason in lines[0].lower()
     assert "Client is not connected" not in log.read_text()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler installed (Linux /proc)."""
+    import signal
+
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_sigterm_while_models_load_still_exits_0(tmp_path: Path, int8_model: Path) -> None:
+    """systemd may stop the unit at any moment: a SIGTERM that arrives before the daemon is up
+    (while it imports and loads its models) ends in an orderly stop, exit 0, not a kill."""
+    import signal
+
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=2)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nmqtt:\n  host: 127.0.0.1\n  port: {free_port()}\n"
+        f"model:\n  path: {int8_model}\ncameras:\n  clip:\n    url: {clip}\n"
+    )
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(daemon_command(config), stdout=out, stderr=out)
+    try:
+        wait_for(lambda: _catches_sigterm(proc.pid) or proc.poll() is not None, 30, "a SIGTERM handler")
+        started = "analysing" in log.read_text() or "streaming" in log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()[-1500:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not started  # the signal did arrive before the cameras were up
+    assert "Traceback" not in log.read_text()
