@@ -84,6 +84,22 @@ def test_username_password_over_mqtt_311(
             reader.close()
 
 
+def _daemon_without_broker(
+    tmp_path: Path, model: Path, host: str, port: int, *extra: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """The daemon on a clip with a broker address where nothing answers; its log file."""
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nmqtt:\n  host: {host}\n  port: {port}\n  ready_timeout_s: 0\n"
+        f"model:\n  path: {model}\ncameras:\n  clip:\n    url: {clip}\n"
+    )
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*daemon_command(config), *extra], stdout=out, stderr=out)
+    return proc, log
+
+
 @pytest.mark.parametrize(
     ("host", "reason"),
     [("127.0.0.1", "refused"), ("no-such-broker.invalid", "cannot resolve no-such-broker.invalid")],
@@ -93,16 +109,8 @@ def test_an_unreachable_broker_is_named_once_with_its_reason(
 ) -> None:
     """Not paho's 'Client is not connected' over and over: one line per outage that names the
     broker and why, while results are spooled."""
-    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=4)
     port = free_port()  # nothing listens there
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"state_dir: {tmp_path / 'state'}\nmqtt:\n  host: {host}\n  port: {port}\n  ready_timeout_s: 0\n"
-        f"model:\n  path: {int8_model}\ncameras:\n  clip:\n    url: {clip}\n"
-    )
-    log = tmp_path / "daemon.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*daemon_command(config), "--duration", "8"], stdout=out, stderr=out)
+    proc, log = _daemon_without_broker(tmp_path, int8_model, host, port, "--duration", "8")
     try:
         assert proc.wait(timeout=90) == 0
     finally:
@@ -131,15 +139,7 @@ def test_sigterm_while_models_load_still_exits_0(tmp_path: Path, int8_model: Pat
     (while it imports and loads its models) ends in an orderly stop, exit 0, not a kill."""
     import signal
 
-    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=2)
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"state_dir: {tmp_path / 'state'}\nmqtt:\n  host: 127.0.0.1\n  port: {free_port()}\n"
-        f"model:\n  path: {int8_model}\ncameras:\n  clip:\n    url: {clip}\n"
-    )
-    log = tmp_path / "daemon.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(daemon_command(config), stdout=out, stderr=out)
+    proc, log = _daemon_without_broker(tmp_path, int8_model, "127.0.0.1", free_port())
     try:
         wait_for(lambda: _catches_sigterm(proc.pid) or proc.poll() is not None, 30, "a SIGTERM handler")
         started = "analysing" in log.read_text() or "streaming" in log.read_text()
