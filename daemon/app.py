@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fer_edge.atomic import write_json
 from fer_edge.daemon.config import DaemonConfig
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.ingest import CameraReader
@@ -54,6 +55,9 @@ class _Camera:
     due: float = 0.0
     last_frame: int = 0
     stats: CameraStats = field(default_factory=CameraStats)
+
+
+CAMERAS_FILE = "cameras.json"  # in state_dir: the cameras whose retained topics this box published
 
 
 def check_state_dir(state_dir: Path, create: bool) -> None:
@@ -155,9 +159,28 @@ class Daemon:
             signal.signal(signal.SIGINT, self.request_stop)
 
     # -- main loop ----------------------------------------------------------------------------
+    def _clear_departed_cameras(self) -> None:
+        """Retained topics of cameras that left the config would show them forever (a stale
+        status, a Home Assistant entity that never updates): clear them, once the broker is
+        there, and remember who publishes now."""
+        assert self.publisher is not None
+        record = self.config.state_dir / CAMERAS_FILE
+        try:
+            before = set(json.loads(record.read_text()).get("cameras", []))
+        except (OSError, ValueError, AttributeError):
+            before = set()
+        now = {cam.name for cam in self.cameras}
+        for name in sorted(before - now):
+            logger.info("camera %s left the config: clearing its retained topics", name)
+            topics = [self.topics.status(name), self.topics.state(name), self.topics.discovery(name)]
+            for topic in topics:
+                self.publisher.publish_retained(topic, "")
+        write_json(record, {"cameras": sorted(now)})
+
     def run(self) -> int:
         self._install_signals()
         if self.publisher is not None:
+            self._clear_departed_cameras()
             if self.config.mqtt.discovery:
                 for cam in self.cameras:
                     self.publisher.publish_retained(

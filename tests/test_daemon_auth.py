@@ -150,3 +150,41 @@ def test_sigterm_while_models_load_still_exits_0(tmp_path: Path, int8_model: Pat
             proc.kill()
     assert not started  # the signal did arrive before the cameras were up
     assert "Traceback" not in log.read_text()
+
+
+def test_retained_topics_of_a_camera_that_left_the_config_are_cleared(
+    tmp_path: Path, int8_model: Path
+) -> None:
+    """A camera removed from the config must not live on in retained status/state/discovery."""
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3)
+
+    def run(broker_port: int, cameras: list[str]) -> None:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            f"device_id: box\nstate_dir: {tmp_path / 'state'}\nmqtt:\n  host: 127.0.0.1\n"
+            f"  port: {broker_port}\nmodel:\n  path: {int8_model}\ncameras:\n"
+            + "".join(f"  {name}:\n    url: {clip}\n" for name in cameras)
+        )
+        with open(tmp_path / f"daemon-{len(cameras)}.log", "wb") as out:
+            proc = subprocess.Popen([*daemon_command(config), "--duration", "5"], stdout=out, stderr=out)
+        assert proc.wait(timeout=90) == 0
+
+    def retained(broker_port: int) -> set[str]:
+        reader = MqttCollector(broker_port, "#")
+        try:
+            wait_for(
+                lambda: any(t.endswith("/availability") for t, _p, _r in reader.messages), 10, "retained"
+            )
+            return {t for t, p, r in reader.messages if r and p}
+        finally:
+            reader.close()
+
+    with Mosquitto(tmp_path) as broker:
+        run(broker.port, ["door", "hall"])
+        before = retained(broker.port)
+        assert {"fer-edge/box/door/status", "fer-edge/box/hall/status"} <= before
+        assert "homeassistant/sensor/box_hall_emotion/config" in before
+        run(broker.port, ["door"])
+        after = retained(broker.port)
+    assert "fer-edge/box/door/status" in after
+    assert not {t for t in after if "hall" in t}, after
