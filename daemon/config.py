@@ -263,6 +263,15 @@ def _describe(error: dict[str, Any], path: Path, root: yaml.Node | None) -> str:
     return f"{where}: {key}: {mask_url(message)}{shown}"
 
 
+def _refuse_aliases(text: str, path: Path) -> None:
+    """Anchors and aliases (``&a`` / ``*a``) are not needed in a config, and a few of them nested
+    make a 'YAML bomb' that expands to billions of values: refuse them outright."""
+    for event in yaml.parse(text):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            raise ConfigError(f"{path}:{line}: YAML aliases (*name) are not supported in the config")
+
+
 def _refuse_duplicate_keys(node: yaml.Node | None, path: Path) -> None:
     """YAML lets a later key silently replace an earlier one (a second camera of the same name
     drops the first); a config must say each setting once."""
@@ -295,13 +304,17 @@ def load_config(path: str | os.PathLike[str]) -> DaemonConfig:
     except OSError as e:
         raise MissingInputError(f"{path}: cannot read the config file ({e.strerror})") from None
     try:
+        _refuse_aliases(text, path)
         root = yaml.compose(text)
         _refuse_duplicate_keys(root, path)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
+        problem = str(getattr(e, "problem", None) or e).strip().splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     try:
