@@ -269,6 +269,7 @@ class Daemon:
                 "dropped": self.spool.dropped,
                 "recovered": self.spool.recovered,
                 "salvaged": self.spool.salvaged,
+                "write_failures": self.spool.write_failures,
             },
         }
 

@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 
 from fer_edge.daemon.config import MqttConfig
 from fer_edge.daemon.payloads import Topics
-from fer_edge.daemon.spool import Spool
+from fer_edge.daemon.spool import Spool, SpoolWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class MqttPublisher:
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
         self._unreachable = False  # logged once per outage, not once per retry
+        self._spool_failing = False
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -112,7 +113,20 @@ class MqttPublisher:
     # -- what the daemon calls --------------------------------------------------------------
     def publish_result(self, topic: str, document: dict[str, Any]) -> None:
         """Spool a QoS-1 result; the sender delivers it when the broker is there."""
-        self.spool.append(topic, json.dumps(document, separators=(",", ":")).encode(), qos=1)
+        payload = json.dumps(document, separators=(",", ":")).encode()
+        try:
+            self.spool.append(topic, payload, qos=1)
+        except SpoolWriteError as e:
+            # the disk refuses the spool (full, read-only): hand the result to the MQTT client's
+            # memory instead, so a connected broker still gets it; say so once per episode
+            if not self._spool_failing:
+                logger.error("spool %s cannot be written (%s): results go out unspooled", self.spool.path, e)
+            self._spool_failing = True
+            self.client.publish(topic, payload, qos=1)
+            return
+        if self._spool_failing:
+            logger.warning("spool %s is writable again", self.spool.path)
+            self._spool_failing = False
         self._wake.set()
 
     def publish_retained(self, topic: str, payload: str | dict[str, Any], qos: int = 1) -> None:

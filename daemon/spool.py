@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+class SpoolWriteError(Exception):
+    """The spool could not store a message: the disk is full or refuses writes."""
+
+
 @dataclass(frozen=True)
 class SpooledMessage:
     id: int
@@ -51,6 +55,8 @@ class Spool:
         self.max_messages = max_messages
         self.recovered = 0  # corrupt spools set aside since start
         self.salvaged = 0  # messages copied out of them
+        self.write_failures = 0  # appends the disk refused (full, read-only)
+        self._seqs: dict[str, int] = {}  # the last seq given per camera
         self._lock = threading.Lock()
         try:
             self._db = self._open(path)
@@ -99,21 +105,32 @@ class Spool:
         return db
 
     def next_seq(self, camera: str) -> int:
-        """The next ``seq`` for ``camera``: 1, 2, ... persisted across restarts."""
+        """The next ``seq`` for ``camera``: 1, 2, ... persisted across restarts. While the disk
+        refuses writes the numbering goes on in memory, so subscribers still see no gap."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) "
-                "DO UPDATE SET value = value + 1",
-                (f"seq:{camera}",),
-            )
-            return int(
-                self._db.execute("SELECT value FROM counters WHERE name = ?", (f"seq:{camera}",)).fetchone()[
-                    0
-                ]
-            )
+            try:
+                self._db.execute(
+                    "INSERT INTO counters(name, value) VALUES (?, 1) ON CONFLICT(name) "
+                    "DO UPDATE SET value = value + 1",
+                    (f"seq:{camera}",),
+                )
+                row = self._db.execute("SELECT value FROM counters WHERE name = ?", (f"seq:{camera}",))
+                value = max(int(row.fetchone()[0]), self._seqs.get(camera, 0) + 1)
+            except sqlite3.Error:
+                value = self._seqs.get(camera, 0) + 1
+            self._seqs[camera] = value
+            return value
 
     def append(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
-        """Store a message; returns its id. Drops the oldest beyond the bound (counted)."""
+        """Store a message; returns its id. Drops the oldest beyond the bound (counted).
+        Raises :class:`SpoolWriteError` when the disk refuses the write (full, read-only)."""
+        try:
+            return self._append(topic, payload, qos, retain)
+        except sqlite3.Error as e:
+            self.write_failures += 1
+            raise SpoolWriteError(str(e)) from e
+
+    def _append(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
         with self._lock, self._db:
             cur = self._db.execute(
                 "INSERT INTO messages(topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
@@ -145,7 +162,10 @@ class Spool:
 
     def ack(self, message_id: int) -> None:
         with self._lock:
-            deleted = self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,)).rowcount
+            try:
+                deleted = self._db.execute("DELETE FROM messages WHERE id = ?", (message_id,)).rowcount
+            except sqlite3.Error:
+                return  # the disk refuses even this: the row stays and is sent again (at least once)
             self._depth -= max(0, deleted)
 
     @property

@@ -188,3 +188,53 @@ def test_a_camera_that_stalls_mid_stream_is_reported_and_comes_back(
         camera.stop()
         collector.close()
     assert code == 0
+
+
+def test_a_full_disk_under_the_spool_does_not_stop_the_results(
+    tmp_path: Path, broker: Mosquitto, int8_model: Path
+) -> None:
+    """The daemon runs with a 96 KiB limit on the size of any file it writes (RLIMIT_FSIZE, what a
+    full disk looks like to SQLite): the spool soon fails, and results still reach the broker,
+    numbered without a gap, with the failures counted in stats."""
+    import resource
+
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=4)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"device_id: full\nstate_dir: {tmp_path / 'state'}\nmqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n"
+        f"  discovery: false\n  stats_interval_s: 1\nmodel:\n  path: {int8_model}\n"
+        f"cameras:\n  cam:\n    url: {clip}\n    interval_s: 0.2\n"
+    )
+
+    def limit_file_size() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+        resource.setrlimit(resource.RLIMIT_FSIZE, (96 * 1024, 96 * 1024))
+
+    collector = MqttCollector(broker.port, "fer-edge/#")
+    # a pipe, not a file: the limit would cut the daemon's own log short
+    proc = subprocess.Popen(
+        daemon_command(config), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=limit_file_size
+    )
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(
+            lambda: any(d["spool"]["write_failures"] > 0 for d in collector.documents("full/stats")),
+            120,
+            "the spool to hit the limit",
+        )
+        count = len(collector.documents("/cam/emotions"))
+        wait_for(
+            lambda: len(collector.documents("/cam/emotions")) >= count + 10, 60, "results after the failure"
+        )
+        assert proc.poll() is None, b"".join(output)[-2000:]
+        seqs = [int(d["seq"]) for d in collector.documents("/cam/emotions")]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    finally:
+        code = _stop(proc)
+        reader.join(timeout=5)
+        collector.close()
+    text = b"".join(output).decode(errors="replace")
+    assert code == 0, text[-2000:]
+    assert text.count("cannot be written") == 1 and "Traceback" not in text
