@@ -178,6 +178,9 @@ class Daemon:
         write_json(record, {"cameras": sorted(now)})
 
     def run(self) -> int:
+        # --duration, the ready timeout and uptime count from here, not from before the models
+        # loaded: a slow start must not eat into them
+        self.started = time.monotonic()
         self._install_signals()
         if self.publisher is not None:
             self._clear_departed_cameras()

@@ -45,6 +45,16 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
+def port_free(port: int) -> bool:
+    """Whether nothing is bound to ``port`` on loopback right now."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -71,24 +81,40 @@ class _Process:
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
+        self._ever_started = False
 
     def _command(self) -> list[str]:
         raise NotImplementedError
 
+    def _prepare(self) -> None:
+        """Write whatever the command reads that names ``self.port`` (nothing by default)."""
+
     def start(self, timeout: float = 20.0) -> None:
-        self.proc = subprocess.Popen(
-            self._command(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_for(
-            lambda: port_open(self.port) or self.proc.poll() is not None,
-            timeout,
-            f"{type(self).__name__} on port {self.port}",
-        )
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"{type(self).__name__} exited with {self.proc.returncode}")
+        """Start and wait until the port accepts connections. The first start tries up to three
+        free ports: another process may take a port between :func:`free_port` and the bind.
+        A restart keeps its port (tests bring a server back where clients expect it)."""
+        attempts = 1 if self._ever_started else 3
+        for attempt in range(attempts):
+            if not self._ever_started and not port_free(self.port):
+                self.port = free_port()  # taken since it was picked: pick again, just before use
+            self._prepare()
+            proc = self.proc = subprocess.Popen(
+                self._command(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            wait_for(
+                lambda p=proc: port_open(self.port) or p.poll() is not None,
+                timeout,
+                f"{type(self).__name__} on port {self.port}",
+            )
+            if proc.poll() is None:
+                self._ever_started = True
+                return
+            if attempt + 1 < attempts:
+                self.port = free_port()
+        raise RuntimeError(f"{type(self).__name__} exited with {self.proc.returncode}")
 
     def stop(self, graceful: bool = False) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -116,7 +142,7 @@ class Mosquitto(_Process):
         super().__init__()
         self.port = free_port()
         self.conf = workdir / f"mosquitto-{self.port}.conf"
-        lines = [f"listener {self.port} 127.0.0.1", f"allow_anonymous {'false' if user else 'true'}"]
+        lines = [f"allow_anonymous {'false' if user else 'true'}"]
         if os.geteuid() == 0:  # keep root: the test's files are not readable by user mosquitto
             lines.append("user root")
         if user:
@@ -131,7 +157,10 @@ class Mosquitto(_Process):
             lines += ["persistence true", f"persistence_location {store}/"]
         else:
             lines.append("persistence false")
-        self.conf.write_text("\n".join(lines) + "\n")
+        self._settings = lines
+
+    def _prepare(self) -> None:
+        self.conf.write_text("\n".join([f"listener {self.port} 127.0.0.1", *self._settings]) + "\n")
 
     def _command(self) -> list[str]:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

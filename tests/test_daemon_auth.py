@@ -188,3 +188,26 @@ def test_retained_topics_of_a_camera_that_left_the_config_are_cleared(
         after = retained(broker.port)
     assert "fer-edge/box/door/status" in after
     assert not {t for t in after if "hall" in t}, after
+
+
+def test_a_loopback_server_whose_port_was_taken_starts_on_another(tmp_path: Path) -> None:
+    """free_port() is picked before the server binds; if someone takes the port meanwhile the
+    first start moves to a fresh one instead of failing the test that needed a broker."""
+    import socket
+
+    broker = Mosquitto(tmp_path)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", broker.port))
+    squatter.listen(1)
+    taken = broker.port
+    try:
+        broker.start()
+        try:
+            assert broker.port != taken
+            reader = MqttCollector(broker.port, "#")
+            wait_for(lambda: reader.client.is_connected(), 10, "a client on the new port")
+            reader.close()
+        finally:
+            broker.stop()
+    finally:
+        squatter.close()
