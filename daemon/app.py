@@ -32,7 +32,7 @@ from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.errors import CannotCreateError, ConfigError, FerEdgeError
-from fer_edge.runtime import EmotionModel, RuntimeOptions
+from fer_edge.runtime import EmotionModel, RuntimeOptions, RuntimeUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def load_pipeline(config: DaemonConfig, default_model: str) -> FacePipeline:
             config.model.path or default_model,
             RuntimeOptions(config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu),
         )
+    except RuntimeUnavailableError as e:
+        raise RuntimeUnavailableError(f"model.delegate: {e}") from None  # exit 69, as documented
     except FerEdgeError as e:
         raise ConfigError(f"model.path: {e}") from e
     try:

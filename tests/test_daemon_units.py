@@ -148,6 +148,18 @@ def test_a_state_dir_that_cannot_be_made_is_one_line_exit_73(
     assert blocker.read_text() == "not a folder"
 
 
+def test_a_delegate_that_cannot_load_without_fallback_exits_69(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The documented code for a missing runtime or delegate, not 78, through the command line."""
+    monkeypatch.setenv("CAM_PASSWORD", "x")
+    config = _write(tmp_path, GOOD + "model:\n  delegate: edgetpu\n  fallback_to_cpu: false\n")
+    for extra in (["--check"], ["--duration", "1"]):
+        assert main(["run", "--config", str(config), *extra]) == 69
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "model.delegate" in err[0]
+
+
 def test_check_validates_and_exits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
