@@ -207,6 +207,8 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     assert isinstance(notify, NotifySocket)
     daemon.start()
     wait_for(lambda: notify.seen("READY=1"), 60, "READY=1 on the notify socket")
+    # READY because the broker answered, not because the ready timeout ran out
+    assert notify.seen("STATUS=analysing") and not notify.seen("broker unreachable")
     for camera in ("door", "hall"):
         wait_for(lambda c=camera: len(_emotions(collector, c)) >= 6, 60, f"6 results from {camera}")
 
