@@ -30,6 +30,7 @@ import numpy as np
 
 from fer_edge.daemon import blazeface
 from fer_edge.daemon.config import DetectorConfig
+from fer_edge.daemon.track import iou
 from fer_edge.errors import ConfigError, DataError
 from fer_edge.preprocess import Box, Framing
 from fer_edge.runtime import find_runtime
@@ -235,15 +236,18 @@ def tile_grid(region: Box, tile: int, overlap: int) -> list[Box]:
     return [(x0 + dx, y0 + dy, tile, tile) for dy in starts(rh) for dx in starts(rw)]
 
 
-def nms(found: list[Detection], overlap: float = 0.3) -> list[Detection]:
-    """Highest-scoring detections first, dropping any that overlap a kept one."""
-    from fer_edge.daemon.track import iou
-
+def dedupe(detections: list[Detection], overlap: float = 0.4) -> list[Detection]:
+    """Drop detections that overlap an earlier one: two faces' regions can both see one face."""
     kept: list[Detection] = []
-    for det in sorted(found, key=lambda d: d.score, reverse=True):
+    for det in detections:
         if all(iou(det.box, k.box) < overlap for k in kept):
             kept.append(det)
     return kept
+
+
+def nms(found: list[Detection], overlap: float = 0.3) -> list[Detection]:
+    """Highest-scoring detections first, dropping any that overlap a kept one."""
+    return dedupe(sorted(found, key=lambda d: d.score, reverse=True), overlap)
 
 
 class BlazeFaceDetector(FaceDetector):

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_edge.daemon.detect import Detection, FaceDetector, grow
-from fer_edge.daemon.track import iou
+from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow
 from fer_edge.preprocess import Box
 
 THUMB_DIVISOR = 8  # thumbnail side = frame side / 8: noise averages over 64 pixels
@@ -52,15 +51,6 @@ class ScanStats:
 
 def _area(boxes: list[Box]) -> int:
     return sum(w * h for _x, _y, w, h in boxes)
-
-
-def dedupe(detections: list[Detection], overlap: float = 0.4) -> list[Detection]:
-    """Drop detections that overlap an earlier one: two faces' regions can both see one face."""
-    kept: list[Detection] = []
-    for det in detections:
-        if all(iou(det.box, k.box) < overlap for k in kept):
-            kept.append(det)
-    return kept
 
 
 def changed_pixels(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
