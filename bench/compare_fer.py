@@ -53,7 +53,7 @@ def load_fer() -> object:
 
 def fer_edge_outputs(clip: Path, pipeline: FacePipeline) -> list[list[str]]:
     """fer-edge's emotions per analysed second, as the daemon finds them."""
-    return [[f.emotion for f in a.faces] for a in analyse_stream(clip, True, pipeline)]
+    return [[f.emotion for f in a.faces] for a in analyse_stream(clip, "auto", pipeline)]
 
 
 def fer_run(clip: Path, detector: object, seconds: float) -> tuple[float, list[list[str]]]:
@@ -117,7 +117,7 @@ def main() -> int:
             noise=4.0,
         )
         every = DetectorConfig().full_scan_every
-        passes = {"ours": (True, pipeline, every), "floor": (True, None, every)}
+        passes = {"ours": ("auto", pipeline, every), "floor": ("keyframes", None, every)}
         costs = median_stream_cpu(clip, args.seconds, passes, args.repeats)
         ours_cpu, keyframe_decode = costs["ours"], costs["floor"]
         ours_out = fer_edge_outputs(clip, pipeline)

@@ -22,7 +22,7 @@ from typing import Any
 from fer_edge.atomic import write_json
 from fer_edge.daemon.config import DaemonConfig
 from fer_edge.daemon.detect import create_detector
-from fer_edge.daemon.ingest import CameraReader
+from fer_edge.daemon.ingest import CameraReader, Frame
 from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
 from fer_edge.daemon.payloads import Topics, discovery_payload, emotions_payload, state_payload
 from fer_edge.daemon.pipeline import FacePipeline
@@ -51,9 +51,6 @@ class _Camera:
     reader: CameraReader
     tracker: FaceTracker
     planner: ScanPlanner
-    interval_s: float
-    due: float = 0.0
-    last_frame: int = 0
     stats: CameraStats = field(default_factory=CameraStats)
 
 
@@ -98,6 +95,10 @@ def load_pipeline(config: DaemonConfig, default_model: str) -> FacePipeline:
     return FacePipeline(detector, model, config.model.tta)
 
 
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 class Daemon:
     """Owns every part of a running daemon; :meth:`run` blocks until stopped."""
 
@@ -132,13 +133,13 @@ class Daemon:
         )
         self.metrics = PrometheusMetrics(config.metrics_port, config.metrics_host)
         self.watchdog = Watchdog()
+        self._tick_ready = threading.Event()  # a reader has a tick frame waiting
         self.cameras = [
             _Camera(
                 name,
-                CameraReader(name, cam, self._on_status),
+                CameraReader(name, cam, self._on_status, on_tick=self._tick_ready.set),
                 FaceTracker(smoothing=cam.smoothing),
                 ScanPlanner(self.pipeline.detector, config.detector.full_scan_every),
-                cam.interval_s,
             )
             for name, cam in config.cameras.items()
             if cam.enabled
@@ -197,21 +198,23 @@ class Daemon:
         next_stats = time.monotonic() + min(5.0, self.config.mqtt.stats_interval_s)
         try:
             while not self.stop_event.is_set():
+                # readers decide which frames are ticks (in stream time) and wake this loop
+                self._tick_ready.wait(0.5)
+                self._tick_ready.clear()
+                for cam in self.cameras:
+                    frame = cam.reader.take()
+                    if frame is not None:
+                        self._tick(cam, frame)
                 now = time.monotonic()
                 self._maybe_ready(now)
                 for cam in self.cameras:
                     cam.reader.check_stall()
-                    if now >= cam.due:
-                        self._tick(cam)
-                        cam.due = max(cam.due + cam.interval_s, now) if cam.due else now + cam.interval_s
                 if now >= next_stats:
                     self._publish_stats()
                     next_stats = now + self.config.mqtt.stats_interval_s
                 self.watchdog.progress()
                 if self.duration_s is not None and now - self.started >= self.duration_s:
                     break
-                wait = min(c.due for c in self.cameras) - time.monotonic() if self.cameras else 1.0
-                self.stop_event.wait(max(0.005, min(wait, 0.5)))
         finally:
             self._shutdown()
         return 0
@@ -229,12 +232,7 @@ class Daemon:
             sd_notify(state)
             self._ready = True
 
-    def _tick(self, cam: _Camera) -> None:
-        frame = cam.reader.latest(newer_than=cam.last_frame)
-        if frame is None:
-            cam.stats.skipped_ticks += 1
-            return
-        cam.last_frame = frame.number
+    def _tick(self, cam: _Camera, frame: Frame) -> None:
         analysis = self.pipeline.analyse(frame.image, cam.tracker, cam.planner, frame.video_range)
         analysis.timing_ms = {"decode": round(frame.decode_ms, 2), **analysis.timing_ms}
         now = time.time()
@@ -260,7 +258,13 @@ class Daemon:
                     "status": cam.reader.status or "connecting",
                     "decode_fps": round(cam.reader.frames_decoded / max(uptime, 1e-6), 2),
                     "ticks": cam.stats.ticks,
-                    "skipped_ticks": cam.stats.skipped_ticks,
+                    "skipped_ticks": cam.reader.missed_ticks,
+                    "decode": {
+                        "mode": cam.reader.plan.mode,
+                        "doing": cam.reader.plan.doing,
+                        "gop_s": _rounded(cam.reader.plan.gop_s, 3),
+                        "decoded_fraction": round(cam.reader.plan.decoded_fraction, 3),
+                    },
                     "faces": cam.stats.faces,
                     "full_scans": cam.planner.stats.full,
                     "scene_changes": cam.planner.stats.scene_changes,

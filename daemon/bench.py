@@ -18,10 +18,11 @@ from typing import Any
 
 import av
 
+from fer_edge.daemon.cadence import DecodeMode, DecodePlan, TickSampler
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
 from fer_edge.daemon.detect import create_detector
-from fer_edge.daemon.ingest import configure_decoder, frame_luma
+from fer_edge.daemon.ingest import configure_decoder, frame_luma, packet_seconds
 from fer_edge.daemon.pipeline import Analysis, FacePipeline
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker
@@ -72,35 +73,38 @@ def per_frame(pipeline: FacePipeline, runs: int) -> dict[str, dict[str, dict[str
 
 def analyse_stream(
     clip: Path,
-    keyframes_only: bool,
+    decode: DecodeMode,
     pipeline: FacePipeline | None,
     full_scan_every: int = DEFAULT_FULL_SCAN_EVERY,
     marks: list[float] | None = None,
+    interval_s: float = 1.0,
 ) -> list[Analysis]:
-    """Decode ``clip`` (all or key frames) and analyse the newest frame once a second, searching
-    for faces as the daemon does (``full_scan_every`` as in its config); no pipeline: decode only.
-    ``marks`` receives the process CPU time after each analysis."""
+    """Decode ``clip`` as a camera reader does (the packets ``decode`` plans for) and analyse its
+    tick frames, searching for faces as the daemon does (``full_scan_every`` as in its config);
+    no pipeline: decode only. ``marks`` receives the process CPU time after each analysis."""
     planner = ScanPlanner(pipeline.detector, full_scan_every) if pipeline is not None else None
     tracker = FaceTracker()
+    plan, sampler = DecodePlan(decode, interval_s), TickSampler(interval_s)
     analyses = []
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
-        configure_decoder(stream, keyframes_only)
-        next_tick = 0.0
-        for frame in container.decode(stream):
-            if pipeline is not None and (frame.time or 0.0) + 1e-6 >= next_tick:
-                luma, video_range = frame_luma(frame)
-                analyses.append(pipeline.analyse(luma, tracker, planner, video_range))
-                if marks is not None:
-                    marks.append(time.process_time())
-                next_tick += 1.0
+        configure_decoder(stream, decode)
+        for packet in container.demux(stream):
+            if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet)):
+                continue
+            for frame in packet.decode():
+                if sampler.take(frame.time or 0.0, plan.spacing_s) and pipeline is not None:
+                    luma, video_range = frame_luma(frame)
+                    analyses.append(pipeline.analyse(luma, tracker, planner, video_range))
+                    if marks is not None:
+                        marks.append(time.process_time())
     return analyses
 
 
 def _stream_cpu(
     clip: Path,
     seconds: float,
-    keyframes_only: bool,
+    decode: DecodeMode,
     pipeline: FacePipeline | None,
     full_scan_every: int = DEFAULT_FULL_SCAN_EVERY,
 ) -> tuple[float, float]:
@@ -109,15 +113,15 @@ def _stream_cpu(
     its one start-up whole-frame scan)."""
     start = time.process_time()
     marks: list[float] = []
-    analyse_stream(clip, keyframes_only, pipeline, full_scan_every, marks)
+    analyse_stream(clip, decode, pipeline, full_scan_every, marks)
     end = time.process_time()
     steady = (end - marks[0]) / max(1.0, seconds - 1.0) if marks else (end - start) / seconds
     return (end - start) / seconds, steady
 
 
 STEADY_PASS = "pipeline_keyframes_1hz"  # the pass whose steady state is reported too
-# a stream pass: key frames only, the pipeline (None: decode only), full_scan_every
-StreamPass = tuple[bool, FacePipeline | None, int]
+# a stream pass: what to decode, the pipeline (None: decode only), full_scan_every
+StreamPass = tuple[DecodeMode, FacePipeline | None, int]
 
 
 def median_stream_cpu(
@@ -127,8 +131,8 @@ def median_stream_cpu(
     is a fraction of a CPU second, and the ratios between passes are what the figures are read for."""
     samples: dict[str, list[float]] = {}
     for _ in range(repeats):
-        for name, (keyframes, pipeline, every) in passes.items():
-            total, steady = _stream_cpu(clip, seconds, keyframes, pipeline, every)
+        for name, (decode, pipeline, every) in passes.items():
+            total, steady = _stream_cpu(clip, seconds, decode, pipeline, every)
             samples.setdefault(name, []).append(total)
             if name == STEADY_PASS:
                 samples.setdefault(f"{name}_steady", []).append(steady)
@@ -155,14 +159,14 @@ def stream_costs(pipeline: FacePipeline, quick: bool, haar: FacePipeline | None 
             noise=4.0,
         )
         passes: dict[str, StreamPass] = {
-            "decode_all": (False, None, 1),
-            "decode_keyframes": (True, None, 1),
-            "pipeline_all_frames_1hz": (False, pipeline, DEFAULT_FULL_SCAN_EVERY),
-            "pipeline_keyframes_1hz": (True, pipeline, DEFAULT_FULL_SCAN_EVERY),
-            "pipeline_keyframes_1hz_full_scans": (True, pipeline, 1),
+            "decode_all": ("all", None, 1),
+            "decode_keyframes": ("keyframes", None, 1),
+            "pipeline_all_frames_1hz": ("all", pipeline, DEFAULT_FULL_SCAN_EVERY),
+            "pipeline_keyframes_1hz": ("auto", pipeline, DEFAULT_FULL_SCAN_EVERY),
+            "pipeline_keyframes_1hz_full_scans": ("auto", pipeline, 1),
         }
         if haar is not None:
-            passes["pipeline_keyframes_1hz_haar"] = (True, haar, DEFAULT_FULL_SCAN_EVERY)
+            passes["pipeline_keyframes_1hz_haar"] = ("auto", haar, DEFAULT_FULL_SCAN_EVERY)
         costs = median_stream_cpu(clip, seconds, passes, 1 if quick else 5)
     return {
         "seconds": seconds,

@@ -7,6 +7,7 @@ line it came from, raised as :class:`ConfigError` (exit 78).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fer_edge.daemon.redact import mask_url, shown_value
 from fer_edge.errors import ConfigError, MissingInputError
+
+logger = logging.getLogger(__name__)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -138,7 +141,13 @@ class DetectorConfig(_Base):
 class CameraConfig(_Base):
     url: str = Field(min_length=1, description="rtsp://..., a video file, or a device such as /dev/video0")
     interval_s: float = Field(1.0, gt=0, le=3600, description="seconds between analyses")
-    keyframes_only: bool = Field(False, description="decode key frames only (cheap 1 Hz analysis)")
+    decode: Literal["auto", "keyframes", "all"] = Field(
+        "auto",
+        description="auto: key frames alone when they come at least once per interval, else a run "
+        "of frames after each key frame, as far as the interval needs (the GOP is measured; both in "
+        "stats); keyframes: key frames only (fewer results than one per interval on long GOPs); "
+        "all: every frame",
+    )
     rtsp_transport: Literal["tcp", "udp"] = "tcp"
     open_timeout_s: float = Field(10.0, gt=0)
     stall_timeout_s: float = Field(10.0, gt=0, description="no frame for this long: stalled")
@@ -152,6 +161,26 @@ class CameraConfig(_Base):
         "on a scene cut so a new face never inherits an old one's scores",
     )
     enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replace_keyframes_only(cls, data: Any) -> Any:
+        """``keyframes_only`` (before ``decode``) keeps working: true decoded key frames only,
+        which ``decode: auto`` now does by itself whenever key frames keep time."""
+        if isinstance(data, dict) and "keyframes_only" in data:
+            if "decode" in data:
+                raise ValueError("keyframes_only is replaced by decode: remove keyframes_only")
+            data = dict(data)
+            old = data.pop("keyframes_only")
+            if not isinstance(old, bool):
+                raise ValueError("keyframes_only (replaced by decode) must be true or false")
+            data["decode"] = "auto" if old else "all"
+            logger.warning(
+                "config: keyframes_only: %s is replaced by decode: %s; please update the config",
+                str(old).lower(),
+                data["decode"],
+            )
+        return data
 
 
 class SpoolConfig(_Base):

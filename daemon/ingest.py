@@ -1,10 +1,11 @@
-"""One reader thread per camera: PyAV decode, newest frame only, reconnect with backoff.
+"""One reader thread per camera: PyAV decode, one tick frame at a time, reconnect with backoff.
 
-Analysis wants the newest frame about once a second, never a backlog, so the reader keeps only
-the latest decoded frame (as PyAV's frame object: pixels are converted only when analysis takes
-it). RTSP goes over TCP with open/read timeouts; a failed or ended stream is reopened with capped
-exponential backoff and jitter. Files are paced to real time and loop, so a clip behaves like a
-camera. Status changes (``streaming``/``reconnecting``/``stalled``) go to a callback.
+Analysis wants one frame per interval, never a backlog: the reader decodes only the packets its
+ticks need (:mod:`~fer_edge.daemon.cadence`) and keeps only the newest tick frame (as PyAV's frame
+object: pixels are converted only when analysis takes it). RTSP goes over TCP with open/read
+timeouts; a failed or ended stream is reopened with capped exponential backoff and jitter. Files
+are paced to real time and loop, so a clip behaves like a camera. Status changes
+(``streaming``/``reconnecting``/``stalled``) go to a callback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from fer_edge.daemon.cadence import DecodeMode, DecodePlan, TickSampler
 from fer_edge.daemon.config import CameraConfig
 from fer_edge.daemon.redact import mask_url
 
@@ -29,7 +31,7 @@ StatusCallback = Callable[[str, str], None]
 
 @dataclass
 class Frame:
-    """The newest decoded frame of a camera."""
+    """A decoded frame chosen as a tick."""
 
     image: np.ndarray  # gray (H x W) uint8: the Y plane, no colour conversion needed
     wall_time: float  # time.time() when it was decoded
@@ -39,7 +41,8 @@ class Frame:
 
 
 class CameraReader(threading.Thread):
-    """Decode one camera in the background; :meth:`latest` returns the newest frame."""
+    """Decode one camera in the background (only the packets its ticks need) and hand each tick
+    frame to :meth:`take`; ``on_tick`` is called when one is ready, from the reader's thread."""
 
     def __init__(
         self,
@@ -47,21 +50,24 @@ class CameraReader(threading.Thread):
         config: CameraConfig,
         on_status: StatusCallback | None = None,
         rng: random.Random | None = None,
+        on_tick: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(name=f"reader-{name}", daemon=True)
         self.camera = name
         self.config = config
         self._on_status = on_status or (lambda _camera, _status: None)
+        self._on_tick = on_tick or (lambda: None)
         self._rng = rng or random.Random()
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
-        self._frame: av.VideoFrame | None = None
-        self._frame_time = 0.0
+        self._tick: tuple[av.VideoFrame, float, int, float] | None = None  # frame, wall, number, ms
         self._decoded = 0
         self._status = ""
+        self.plan = DecodePlan(config.decode, config.interval_s)
+        self.sampler = TickSampler(config.interval_s)
         self.reconnects = 0
-        self.decode_ms = 0.0  # decode time of the newest frame
-        self.last_frame_monotonic = 0.0
+        self.overtaken = 0  # tick frames replaced by a newer one before analysis took them
+        self.last_frame_monotonic = 0.0  # the last packet received: a stream that sends is alive
 
     # -- public -----------------------------------------------------------------------------
     @property
@@ -72,17 +78,19 @@ class CameraReader(threading.Thread):
     def frames_decoded(self) -> int:
         return self._decoded
 
-    def latest(self, newer_than: int = 0) -> Frame | None:
-        """The newest frame if its number is above ``newer_than``; converts it to gray once."""
+    @property
+    def missed_ticks(self) -> int:
+        """Seconds of stream time that gave no result: no decoded frame stood for them, or
+        analysis fell behind and a newer tick frame replaced one not yet analysed."""
+        return self.sampler.missed + self.overtaken
+
+    def take(self) -> Frame | None:
+        """The tick frame decoded since the last call, converted to gray, or None."""
         with self._lock:
-            frame, wall, number, decode_ms = (
-                self._frame,
-                self._frame_time,
-                self._decoded,
-                self.decode_ms,
-            )
-        if frame is None or number <= newer_than:
+            tick, self._tick = self._tick, None
+        if tick is None:
             return None
+        frame, wall, number, decode_ms = tick
         start = time.perf_counter()
         gray, video_range = frame_luma(frame)
         return Frame(gray, wall, number, decode_ms + (time.perf_counter() - start) * 1000.0, video_range)
@@ -137,18 +145,17 @@ class CameraReader(threading.Thread):
         got = False
         with self._open() as container:
             stream = container.streams.video[0]
-            configure_decoder(stream, self.config.keyframes_only)
+            configure_decoder(stream, self.config.decode)
+            self.plan.reorders = bool(getattr(stream.codec_context, "has_b_frames", 0))
+            self.plan.restart()
+            self.sampler.restart()
             pace = _Pacer() if self._is_file() else None
-            for frame, decode_ms in _decode_timed(container, stream):
+            for frame, decode_ms in self._decode(container, stream):
                 if self._stop_event.is_set():
                     break
                 if pace is not None:
                     pace.wait(frame, self._stop_event)
-                with self._lock:
-                    self._frame, self._frame_time = frame, time.time()
-                    self._decoded += 1
-                    self.decode_ms = decode_ms
-                self.last_frame_monotonic = time.monotonic()
+                self._offer(frame, decode_ms)
                 if not got:
                     got = True
                     self._set_status("streaming")
@@ -163,22 +170,43 @@ class CameraReader(threading.Thread):
                     self._set_status("streaming")
         return got
 
+    def _decode(
+        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+    ) -> Iterator[tuple[av.VideoFrame, float]]:
+        """The frames of the packets the plan decodes, each with its packet's decoding time
+        (network waits excluded)."""
+        for packet in container.demux(stream):
+            self.last_frame_monotonic = time.monotonic()
+            if packet.size and not self.plan.decide(packet.is_keyframe, packet_seconds(packet)):
+                continue
+            start = time.perf_counter()
+            frames = packet.decode()
+            elapsed = (time.perf_counter() - start) * 1000.0
+            for frame in frames:
+                yield frame, elapsed
+
+    def _offer(self, frame: av.VideoFrame, decode_ms: float) -> None:
+        """Count a decoded frame, and keep it if it is a tick."""
+        self._decoded += 1
+        if not self.sampler.take(time.monotonic(), self.plan.spacing_s):
+            return
+        with self._lock:
+            self.overtaken += self._tick is not None
+            self._tick = (frame, time.time(), self._decoded, decode_ms)
+        self._on_tick()
+
     def _set_status(self, status: str) -> None:
         if status != self._status:
             self._status = status
             self._on_status(self.camera, status)
 
 
-def _decode_timed(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> Iterator[tuple[av.VideoFrame, float]]:
-    """Frames with the time their packet took to decode (network waits excluded)."""
-    for packet in container.demux(stream):
-        start = time.perf_counter()
-        frames = packet.decode()
-        elapsed = (time.perf_counter() - start) * 1000.0
-        for frame in frames:
-            yield frame, elapsed
+def packet_seconds(packet: av.Packet) -> float | None:
+    """A packet's stream time (presentation time; decoding time if it has none)."""
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    if stamp is None or packet.time_base is None:
+        return None
+    return float(stamp * packet.time_base)
 
 
 class _Pacer:
@@ -213,15 +241,17 @@ _LUMA_FORMATS = {
 _AVCOL_RANGE_JPEG = 2
 
 
-def configure_decoder(stream: av.video.stream.VideoStream, keyframes_only: bool) -> None:
-    """Key frames only: skip the rest inside the decoder, on one thread, since a key frame a
-    second needs no parallelism and decoder threads cost ~15% more CPU per frame. Every frame:
-    let FFmpeg pick frame/slice threads so a 25 fps stream keeps up."""
-    if keyframes_only:
-        stream.codec_context.skip_frame = "NONKEY"
-        stream.thread_count = 1
-    else:
+def configure_decoder(stream: av.video.stream.VideoStream, decode: DecodeMode) -> None:
+    """``all``: let FFmpeg pick frame/slice threads so a 25 fps stream keeps up. Otherwise one
+    thread: a few frames a second need no parallelism, decoder threads cost ~15% more CPU per
+    frame, and frame threads would hold the last frames of a partial run inside the decoder
+    until the next key frame. ``keyframes`` also skips non-key frames inside the decoder."""
+    if decode == "all":
         stream.thread_type = "AUTO"
+        return
+    stream.thread_count = 1
+    if decode == "keyframes":
+        stream.codec_context.skip_frame = "NONKEY"
 
 
 def frame_luma(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:

@@ -173,11 +173,17 @@ class RtspServer(_Process):
     :func:`~fer_edge.daemon.democlip.write_h264` (served as encoded, no re-encoding)."""
 
     def __init__(
-        self, frames: np.ndarray | None, workdir: Path, fps: int = 10, h264: Path | None = None
+        self,
+        frames: np.ndarray | None,
+        workdir: Path,
+        fps: int = 10,
+        h264: Path | None = None,
+        gop_s: float = 1.0,
     ) -> None:
         super().__init__()
         self.port = free_port()
         self.fps = fps
+        self.gop_s = gop_s  # raw frames: seconds between key frames (an h264 file has its own)
         if h264 is not None:
             self.source, self.width, self.height = h264, 0, 0
         elif frames is not None:
@@ -200,6 +206,7 @@ class RtspServer(_Process):
             str(self.width),
             str(self.height),
             str(self.fps),
+            str(self.gop_s),
         ]
 
 

@@ -22,7 +22,6 @@ class CameraStats:
 
     ticks: int = 0
     faces: int = 0
-    skipped_ticks: int = 0  # no new frame at tick time
     latencies: dict[str, deque[float]] = field(default_factory=dict)
 
     def record(self, timing_ms: dict[str, float]) -> None:

@@ -6,7 +6,8 @@ nothing of fer-edge. It loops one of two sources at rtsp://127.0.0.1:PORT/cam:
   * an H.264 Annex-B file (``CLIP.h264 0 0 FPS``) with its access-unit sizes in ``CLIP.h264.json``,
     served as it was encoded, as a camera serves its own stream.
 Usage:
-    /usr/bin/python3 rtsp_serve.py PORT SOURCE WIDTH HEIGHT FPS
+    /usr/bin/python3 rtsp_serve.py PORT SOURCE WIDTH HEIGHT FPS [GOP_SECONDS]
+GOP_SECONDS (raw frames only, default 1): seconds between the encoder's key frames.
 """
 
 import json
@@ -19,7 +20,7 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def raw_source(path, width, height, fps):
+def raw_source(path, width, height, fps, gop_s):
     frame_size = width * height * 3
     with open(path, "rb") as fh:
         data = fh.read()
@@ -28,7 +29,7 @@ def raw_source(path, width, height, fps):
         "( appsrc name=src is-live=true format=time do-timestamp=false "
         f"caps=video/x-raw,format=BGR,width={width},height={height},framerate={fps}/1 "
         "! videoconvert ! video/x-raw,format=I420 "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=1500 "
+        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={max(1, round(fps * gop_s))} bitrate=1500 "
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
     return units, launch
@@ -53,7 +54,11 @@ def h264_source(path, fps):
 
 def main() -> None:
     port, path, width, height, fps = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
-    units, launch = h264_source(path, fps) if path.endswith(".h264") else raw_source(path, width, height, fps)
+    gop_s = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
+    if path.endswith(".h264"):
+        units, launch = h264_source(path, fps)
+    else:
+        units, launch = raw_source(path, width, height, fps, gop_s)
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
