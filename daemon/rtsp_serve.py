@@ -29,7 +29,8 @@ def raw_source(path, width, height, fps, gop_s):
         "( appsrc name=src is-live=true format=time do-timestamp=false "
         f"caps=video/x-raw,format=BGR,width={width},height={height},framerate={fps}/1 "
         "! videoconvert ! video/x-raw,format=I420 "
-        f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={max(1, round(fps * gop_s))} bitrate=1500 "
+        "! x264enc tune=zerolatency speed-preset=ultrafast "
+        f"key-int-max={max(1, round(fps * gop_s))} bitrate=1500 "
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
     return units, launch
