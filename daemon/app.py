@@ -239,7 +239,7 @@ class Daemon:
         seq = self.spool.next_seq(cam.name)
         document = emotions_payload(self.config.device_id, cam.name, seq, now, frame.wall_time, analysis)
         if self.publisher is not None:
-            self.publisher.publish_result(self.topics.emotions(cam.name), document)
+            self.publisher.publish_result(self.topics.emotions(cam.name), document, frame.wall_time)
             self.publisher.publish_retained(self.topics.state(cam.name), state_payload(analysis, now))
         for sink in self.sinks:
             sink(document)
@@ -273,6 +273,7 @@ class Daemon:
                 }
                 for cam in self.cameras
             },
+            "publish_latency_ms": self.publisher.publish_latency_ms() if self.publisher else {},
             "spool": {
                 "depth": self.spool.depth,
                 "dropped": self.spool.dropped,

@@ -179,10 +179,12 @@ class RtspServer(_Process):
         fps: int = 10,
         h264: Path | None = None,
         gop_s: float = 1.0,
+        unshared: bool = False,
     ) -> None:
         super().__init__()
         self.port = free_port()
         self.fps = fps
+        self.unshared = unshared  # each client its own stream from a random frame (many cameras)
         self.gop_s = gop_s  # raw frames: seconds between key frames (an h264 file has its own)
         if h264 is not None:
             self.source, self.width, self.height = h264, 0, 0
@@ -207,6 +209,7 @@ class RtspServer(_Process):
             str(self.height),
             str(self.fps),
             str(self.gop_s),
+            *(["unshared"] if self.unshared else []),
         ]
 
 

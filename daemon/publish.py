@@ -15,9 +15,11 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 
 from fer_edge.daemon.config import MqttConfig
@@ -27,6 +29,7 @@ from fer_edge.daemon.spool import Spool, SpoolWriteError
 logger = logging.getLogger(__name__)
 
 _MAX_INFLIGHT = 40
+_MAX_TIMED = 10_000  # results awaiting their PUBACK whose latency is being timed
 
 
 def _quiet_retries(record: logging.LogRecord) -> bool:
@@ -85,6 +88,9 @@ class MqttPublisher:
         self._unreachable = False  # logged once per outage, not once per retry
         self._spool_failing = False
         self._sender = threading.Thread(target=self._send_loop, name="mqtt-sender", daemon=True)
+        self._born: dict[int, float] = {}  # spool id -> its frame's decode time
+        self._born_lock = threading.Lock()
+        self._latencies: deque[float] = deque(maxlen=500)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -111,11 +117,12 @@ class MqttPublisher:
         self._sender.join(timeout=2)
 
     # -- what the daemon calls --------------------------------------------------------------
-    def publish_result(self, topic: str, document: dict[str, Any]) -> None:
-        """Spool a QoS-1 result; the sender delivers it when the broker is there."""
+    def publish_result(self, topic: str, document: dict[str, Any], frame_time: float | None = None) -> None:
+        """Spool a QoS-1 result; the sender delivers it when the broker is there. ``frame_time``
+        (``time.time()`` when its frame was decoded) times the result until its PUBACK."""
         payload = json.dumps(document, separators=(",", ":")).encode()
         try:
-            self.spool.append(topic, payload, qos=1)
+            spool_id = self.spool.append(topic, payload, qos=1)
         except SpoolWriteError as e:
             # the disk refuses the spool (full, read-only): hand the result to the MQTT client's
             # memory instead, so a connected broker still gets it; say so once per episode
@@ -127,7 +134,20 @@ class MqttPublisher:
         if self._spool_failing:
             logger.warning("spool %s is writable again", self.spool.path)
             self._spool_failing = False
+        if frame_time is not None:
+            with self._born_lock:
+                if len(self._born) < _MAX_TIMED:  # a long outage: time the first ones only
+                    self._born[spool_id] = frame_time
         self._wake.set()
+
+    def publish_latency_ms(self) -> dict[str, float]:
+        """Frame decoded to PUBACK received, p50/p95 of the last results acked."""
+        with self._born_lock:
+            recent = list(self._latencies)
+        if not recent:
+            return {}
+        p50, p95 = np.percentile(recent, [50, 95])
+        return {"p50": round(float(p50), 1), "p95": round(float(p95), 1)}
 
     def publish_retained(self, topic: str, payload: str | dict[str, Any], qos: int = 1) -> None:
         """Latest-value topics: remembered and re-sent on every (re)connect."""
@@ -185,6 +205,12 @@ class MqttPublisher:
             logger.warning("MQTT connection lost (%s); results are spooled until it is back", reason_code)
         self.connected.clear()
 
+    def _timed(self, spool_id: int) -> None:
+        with self._born_lock:
+            born = self._born.pop(spool_id, None)
+            if born is not None:
+                self._latencies.append((time.time() - born) * 1000.0)
+
     # -- sender thread ------------------------------------------------------------------------
     def _send_loop(self) -> None:
         """Sole owner of the in-flight list: sends spooled rows, acks them once PUBACKed.
@@ -202,6 +228,7 @@ class MqttPublisher:
             for info, spool_id in inflight:
                 if info.is_published():
                     self.spool.ack(spool_id)
+                    self._timed(spool_id)
                 else:
                     still.append((info, spool_id))
             inflight = still

@@ -6,11 +6,14 @@ nothing of fer-edge. It loops one of two sources at rtsp://127.0.0.1:PORT/cam:
   * an H.264 Annex-B file (``CLIP.h264 0 0 FPS``) with its access-unit sizes in ``CLIP.h264.json``,
     served as it was encoded, as a camera serves its own stream.
 Usage:
-    /usr/bin/python3 rtsp_serve.py PORT SOURCE WIDTH HEIGHT FPS [GOP_SECONDS]
+    /usr/bin/python3 rtsp_serve.py PORT SOURCE WIDTH HEIGHT FPS [GOP_SECONDS] [unshared]
 GOP_SECONDS (raw frames only, default 1): seconds between the encoder's key frames.
+unshared: every client gets its own stream, starting at a random frame, as separate cameras
+would (not in step with each other, nor starting on a key frame); default: one stream for all.
 """
 
 import json
+import random
 import sys
 
 import gi
@@ -66,22 +69,22 @@ def main() -> None:
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
-    factory.set_shared(True)
-    state = {"i": 0}
+    unshared = len(sys.argv) > 7 and sys.argv[7] == "unshared"
+    factory.set_shared(not unshared)
     duration = Gst.SECOND // fps
 
-    def need_data(src, _length):
+    def need_data(src, _length, state):
         i = state["i"]
-        buf = Gst.Buffer.new_wrapped(units[i % len(units)])
+        buf = Gst.Buffer.new_wrapped(units[(i + state["offset"]) % len(units)])
         buf.pts = buf.dts = i * duration
         buf.duration = duration
         state["i"] = i + 1
         src.emit("push-buffer", buf)
 
     def configure(_factory, media):
-        state["i"] = 0
+        state = {"i": 0, "offset": random.randrange(len(units)) if unshared else 0}
         src = media.get_element().get_by_name_recurse_up("src")
-        src.connect("need-data", need_data)
+        src.connect("need-data", need_data, state)
 
     factory.connect("media-configure", configure)
     server.get_mount_points().add_factory("/cam", factory)

