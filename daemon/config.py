@@ -152,7 +152,12 @@ class CameraConfig(_Base):
     open_timeout_s: float = Field(10.0, gt=0)
     stall_timeout_s: float = Field(10.0, gt=0, description="no frame for this long: stalled")
     backoff_initial_s: float = Field(1.0, gt=0)
-    backoff_max_s: float = Field(30.0, gt=0)
+    backoff_max_s: float = Field(
+        5.0,
+        gt=0,
+        description="longest wait between reconnect attempts (with +-20% jitter): a camera is "
+        "back within about this long of its server",
+    )
     smoothing: float = Field(
         0.3,
         ge=0,

@@ -31,11 +31,18 @@ FPS, WIDTH, HEIGHT = 25, 1920, 1080
 
 
 def clip_frames(seconds: float, noise: float = 4.0) -> Iterator[np.ndarray]:
-    """One face walking across a 1080p frame, with camera grain (flat video decodes too cheaply)."""
+    """One face walking across a 1080p frame and back, with camera grain (flat video decodes
+    too cheaply). The walk is one bounce in x and two in y per clip, so the loop is seamless:
+    a face that jumped at the loop point would make the daemon look for it over the whole frame,
+    which no real camera's face makes it do every few seconds."""
     from fer_edge.daemon.democlip import Sprite, face_image, render_frame
 
     face = face_image()
-    walker = Sprite(scale=HEIGHT / 5 / 95, x=100, y=300, vx=120.0, vy=30.0)
+    scale = HEIGHT / 5 / 95
+    side = round(face.shape[0] * scale)
+    walker = Sprite(
+        scale=scale, x=100, y=300, vx=2 * (WIDTH - side) / seconds, vy=4 * (HEIGHT - side) / seconds
+    )
     rng = np.random.default_rng(0)
     grain = [rng.normal(0, noise, (HEIGHT, WIDTH, 1)).astype(np.int16) for _ in range(8)]
     for i in range(round(seconds * FPS)):
@@ -43,7 +50,7 @@ def clip_frames(seconds: float, noise: float = 4.0) -> Iterator[np.ndarray]:
         yield np.clip(image + grain[i % len(grain)], 0, 255).astype(np.uint8)
 
 
-def make_clip(path: Path, seconds: float = 12.0, gop_s: float = 1.0) -> Path:
+def make_clip(path: Path, seconds: float = 24.0, gop_s: float = 1.0) -> Path:
     from fer_edge.daemon.h264 import write_h264
 
     return write_h264(path, clip_frames(seconds), WIDTH, HEIGHT, FPS, gop_s=gop_s)

@@ -11,10 +11,15 @@ So a tick only searches:
   motion around where a known face is now is that face moving; motion is judged on a 1/8-size
   luma thumbnail, which averages sensor noise away and costs well under a millisecond.
 
-The whole frame is scanned when those searches could miss something: on the first tick, when
-most of the frame moved (a light switched on, the camera panned, a scene cut), and in the same
-tick when a known face was not found again near it (it moved farther than the margin, or turned
-away). Every ``full_scan_every`` ticks the frame is looked at whole once more, for faces that
+A known face not found again near its last box is dropped, and no wider search is made for it:
+if it moved farther than the margin (a late tick, a runner), where it is now moved too, and that
+motion lies outside every known face's region, so it is searched this tick; if it turned away,
+its turning back is motion that the next tick searches. (A whole-frame scan for every lost face
+made a box with many cameras fall behind: late ticks lose faces, and each loss cost a scan.)
+
+The whole frame is scanned when those searches could miss something: on the first tick, and when
+most of the frame moved (a light switched on, the camera panned, a scene cut). Every
+``full_scan_every`` ticks the frame is looked at whole once more, for faces that
 arrived without moving between two ticks (a slow walker, a head turning): the look searches
 everything that changed since the last whole-frame look (or the whole frame, if most of it
 did); what did not change would get the same answer as then. This is how NVRs spend an object
@@ -47,6 +52,7 @@ class ScanStats:
     refreshes: int = 0  # periodic whole-frame looks that searched only what changed since the last
     regions: int = 0  # ticks that searched only known faces' surroundings and moving areas
     kept: int = 0  # known faces kept without a search because nothing changed around them
+    lost: int = 0  # known faces not found again near their last box
 
 
 def _area(boxes: list[Box]) -> int:
@@ -144,18 +150,21 @@ class ScanPlanner:
             if _area(stale) > MOTION_FULL_FRACTION * width * height:
                 return self._full(gray, thumb)
         found: list[Detection] = []
+        lost: list[Box] = []
         for region, last in zip(known, self._last, strict=True):
             if not region_moved(changed, region):
                 found.append(last)  # nothing changed around it: the face is where it was
                 self.stats.kept += 1
                 continue
             again = self.detector.redetect(gray, last.box)
-            if not again:
-                return self._full(gray)  # a known face was not found near its last box
             found.extend(again)
-        if found:
+            if not again:
+                lost.append(region)
+                self.stats.lost += 1
+        if found or lost:
             # what moved around where the known faces are now is those faces (and their heads,
-            # shoulders) moving: only motion elsewhere can be a face that was not there before
+            # shoulders) moving: only motion elsewhere can be a face that was not there before.
+            # A lost face's region was searched by ``redetect``; where it went is motion outside.
             now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
             moving = motion_boxes(changed, known + now, grow_px)
         if refreshing:

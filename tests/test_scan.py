@@ -60,6 +60,17 @@ def test_face_walking_in_is_found_on_the_tick_it_appears(planner: ScanPlanner) -
     assert planner.stats.full == 1  # found in the moving area, not by a whole-frame pass
 
 
+def test_face_that_jumped_far_is_found_where_it_moved_without_a_whole_frame_scan(
+    planner: ScanPlanner,
+) -> None:
+    """A late tick (a busy box) sees a face far from its last box: the search follows the motion
+    to where it is now, rather than scanning the whole frame."""
+    assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
+    moved = [Sprite(scale=1.2, x=900, y=350)]
+    assert found_all(planner.find(frame(moved, 1)), moved, 1)
+    assert planner.stats.full == 1 and planner.stats.lost == 1
+
+
 def test_face_that_leaves_is_dropped(planner: ScanPlanner) -> None:
     assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
     assert planner.find(frame([], 1)) == []
