@@ -34,27 +34,27 @@ BROKER_OUTAGE_S = 60.0
 WARMUP_S = 300.0  # RSS is judged from here on: models, buffers and caches have settled
 
 
-def schedule(minutes: float, cameras: int) -> list[tuple[float, str, int]]:
+def schedule(minutes: float, cameras: int, cycle_s: float = CYCLE_S) -> list[tuple[float, str, int]]:
     """(start second, "server" or "broker", camera index) of every outage, none overlapping:
-    camera i's server drops 30 + 60 i s into each cycle; the broker in the free part of the
-    second and the fifth cycles (or halfway through a shorter run)."""
+    the servers drop one after another in the first three quarters of each cycle; the broker
+    in the last quarter of the second and the fifth cycles (the first, in a shorter run)."""
     events = []
-    cycles = int(minutes * 60 // CYCLE_S)
+    cycles = max(1, int(minutes * 60 // cycle_s))
+    spacing = (0.75 * cycle_s - 30) / cameras
     for cycle in range(cycles):
         for i in range(cameras):
-            events.append((cycle * CYCLE_S + 30 + 60 * i, "server", i))
-    free = 30 + 60 * cameras + SERVER_OUTAGE_S + 10
+            events.append((cycle * cycle_s + 30 + spacing * i, "server", i))
     broker_cycles = [c for c in (1, 4) if c < cycles] or [0]
     for cycle in broker_cycles:
-        events.append((cycle * CYCLE_S + free, "broker", -1))
-    return sorted(events)
+        events.append((cycle * cycle_s + 0.75 * cycle_s + 10, "broker", -1))
+    return sorted(e for e in events if e[0] + BROKER_OUTAGE_S < minutes * 60)
 
 
 def _stamp(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def soak(minutes: float, cameras: int, workdir: Path) -> dict[str, Any]:
+def soak(minutes: float, cameras: int, workdir: Path, cycle_s: float = CYCLE_S) -> dict[str, Any]:
     clip = make_clip(workdir / "camera.h264")
     names = [f"cam{i}" for i in range(cameras)]
     servers = [RtspServer(None, workdir, fps=FPS, h264=clip) for _ in names]
@@ -84,7 +84,7 @@ def soak(minutes: float, cameras: int, workdir: Path) -> dict[str, Any]:
     try:
         wait_for(lambda: all(collector.payloads(f"/{n}/emotions") for n in names), 120, "every camera")
         began = time.monotonic()
-        for at, what, index in [*schedule(minutes, cameras), (minutes * 60, "end", -1)]:
+        for at, what, index in [*schedule(minutes, cameras, cycle_s), (minutes * 60, "end", -1)]:
             while time.monotonic() - began < at:
                 if proc.poll() is not None:
                     raise RuntimeError(f"the daemon exited with {proc.returncode}")
@@ -166,9 +166,10 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--cameras", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cycle", type=float, default=CYCLE_S, help="seconds between a server's drops")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fer-edge-soak-") as tmp:
-        report = soak(args.minutes, args.cameras, Path(tmp))
+        report = soak(args.minutes, args.cameras, Path(tmp), args.cycle)
     report = {"minutes": args.minutes, "cameras": args.cameras, **report}
     text = json.dumps(report, indent=1)
     if args.json:

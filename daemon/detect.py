@@ -20,6 +20,7 @@ import json
 import logging
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -203,6 +204,11 @@ class _BlazeFaceModel:
         self._anchors = blazeface.anchor_centres(variant)
 
     def __call__(self, gray: np.ndarray, threshold: float) -> list[tuple[Box, float]]:
+        return list(self.boxes(gray, threshold))
+
+    def boxes(self, gray: np.ndarray, threshold: float) -> Iterator[tuple[Box, float]]:
+        """The faces scoring at least ``threshold``, best first, blended lazily: a caller after
+        one face stops after the blending that finds it (the rest is most of the decoding)."""
         x, side = blazeface.to_input(gray, self.size)
         self._interpreter.set_tensor(self._input_index, x)
         self._interpreter.invoke()
@@ -299,14 +305,13 @@ class BlazeFaceDetector(FaceDetector):
         self, tile: np.ndarray, cx: float, cy: float, reach: float, side: float
     ) -> tuple[Box, float] | None:
         """The short-range model's best face in ``tile`` centred within ``reach`` of (cx, cy)
-        (tile pixels): the face asked about, not a neighbour sharing the tile."""
-        best = None
-        for box, score in self._refine(tile, REFINE_FLOOR):
+        (tile pixels): the face asked about, not a neighbour sharing the tile. Boxes come best
+        first, so the first near one is the best near one."""
+        for box, score in self._refine.boxes(tile, REFINE_FLOOR):
             bx, by, bw, bh = box
-            near = abs(bx + bw / 2 - cx) <= reach * side and abs(by + bh / 2 - cy) <= reach * side
-            if near and (best is None or score > best[1]):
-                best = (box, score)
-        return best
+            if abs(bx + bw / 2 - cx) <= reach * side and abs(by + bh / 2 - cy) <= reach * side:
+                return box, score
+        return None
 
     def _look_closer(
         self, gray: np.ndarray, box: Box, prior: float, threshold: float, reach: float = 0.5
