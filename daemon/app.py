@@ -19,19 +19,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from fer_edge import __version__
 from fer_edge.atomic import write_json
 from fer_edge.daemon.config import DaemonConfig
+from fer_edge.daemon.dashboard import EmotionHistory, Snapshots
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.ingest import CameraReader, Frame
 from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
-from fer_edge.daemon.payloads import Topics, discovery_payload, emotions_payload, state_payload
+from fer_edge.daemon.payloads import (
+    Topics,
+    discovery_payload,
+    emotions_payload,
+    prediction_document,
+    state_payload,
+)
 from fer_edge.daemon.pipeline import FacePipeline
 from fer_edge.daemon.publish import MqttPublisher
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
+from fer_edge.daemon.web import WebBackend, WebServer
 from fer_edge.errors import CannotCreateError, ConfigError, FerEdgeError
+from fer_edge.preprocess import to_gray
 from fer_edge.runtime import EmotionModel, RuntimeOptions, RuntimeUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -110,8 +122,11 @@ class Daemon:
         sinks: list[Sink] | None = None,
         duration_s: float | None = None,
         stop_event: threading.Event | None = None,
+        any_http_port: bool = False,
     ) -> None:
         self.config = config
+        self.any_http_port = any_http_port  # the demo: if the port is taken, take a free one
+        self.default_model = default_model
         self.sinks = sinks or []
         self.duration_s = duration_s
         self.stop_event = stop_event or threading.Event()
@@ -131,7 +146,16 @@ class Daemon:
             if use_mqtt
             else None
         )
-        self.metrics = PrometheusMetrics(config.metrics_port, config.metrics_host)
+        self.metrics = PrometheusMetrics(
+            config.metrics_port, config.metrics_host, served_elsewhere=config.http is not None
+        )
+        self.history = {name: EmotionHistory() for name, cam in config.cameras.items() if cam.enabled}
+        self.snapshots = Snapshots()
+        self._last_documents: dict[str, dict[str, Any]] = {}
+        self._analyzer: FacePipeline | None = None
+        self._loop_alive = time.monotonic()
+        self.web: WebServer | None = None
+        self._snapshots_on = False  # the page is served and may show frames
         self.watchdog = Watchdog()
         self._tick_ready = threading.Event()  # a reader has a tick frame waiting
         self.cameras = [
@@ -193,6 +217,7 @@ class Daemon:
                         self.topics.discovery(cam.name), discovery_payload(self.topics, cam.name)
                     )
             self.publisher.start()
+        self._start_web()
         for cam in self.cameras:
             cam.reader.start()
         next_stats = time.monotonic() + min(5.0, self.config.mqtt.stats_interval_s)
@@ -205,12 +230,13 @@ class Daemon:
                     frame = cam.reader.take()
                     if frame is not None:
                         self._tick(cam, frame)
-                now = time.monotonic()
+                now = self._loop_alive = time.monotonic()
                 self._maybe_ready(now)
                 for cam in self.cameras:
                     cam.reader.check_stall()
                 if now >= next_stats:
                     self._publish_stats()
+                    self.snapshots.drop_unwatched()
                     next_stats = now + self.config.mqtt.stats_interval_s
                 self.watchdog.progress()
                 if self.duration_s is not None and now - self.started >= self.duration_s:
@@ -243,6 +269,10 @@ class Daemon:
             self.publisher.publish_retained(self.topics.state(cam.name), state_payload(analysis, now))
         for sink in self.sinks:
             sink(document)
+        self._last_documents[cam.name] = document
+        self.history[cam.name].add([f.emotion for f in analysis.faces if f.emotion], now)
+        if self._snapshots_on and self.snapshots.wanted(cam.name):
+            self.snapshots.offer(cam.name, frame.image, document["faces"], cam.stats.ticks)
         cam.stats.ticks += 1
         cam.stats.faces += len(analysis.faces)
         cam.stats.record(analysis.timing_ms)
@@ -283,6 +313,71 @@ class Daemon:
             },
         }
 
+    # -- the web page and API -------------------------------------------------------------------
+    def _start_web(self) -> None:
+        """Serve the page and API when ``http`` is set. A port that cannot be had is one error
+        line and no page: the cameras' results matter more than the page."""
+        if self.config.http is None:
+            return
+        backend = WebBackend(
+            state=self.web_state,
+            snapshot=self._snapshot,
+            cameras=lambda: [cam.name for cam in self.cameras],
+            analyze=self.analyze_image,
+            healthy=lambda: time.monotonic() - self._loop_alive < 10.0,
+            metrics=self.metrics.exposition if self.metrics.enabled else None,
+        )
+        try:
+            try:
+                self.web = WebServer(self.config.http, backend)
+            except OSError:
+                if not self.any_http_port:
+                    raise
+                self.web = WebServer(self.config.http.model_copy(update={"port": 0}), backend)
+        except OSError as e:
+            logger.error(
+                "http: cannot listen on %s:%d (%s); the page and API are off",
+                self.config.http.host,
+                self.config.http.port,
+                e.strerror or e,
+            )
+            return
+        self.web.start()
+        self._snapshots_on = self.config.http.snapshots
+        logger.info("page and API on %s", self.web.url)
+        if self.any_http_port:  # the demo: say where to look, on the terminal, not in a log
+            sys.stderr.write(f"fer-edge demo: open {self.web.url} to watch (Ctrl-C stops)\n")
+            sys.stderr.flush()
+
+    def _snapshot(self, camera: str) -> bytes | None:
+        """The camera's last analysed frame drawn; the first ask waits for the next tick."""
+        interval = self.config.cameras[camera].interval_s
+        return self.snapshots.jpeg(camera, wait_s=min(interval + 1.0, 5.0))
+
+    def web_state(self) -> dict[str, Any]:
+        """``/api/state``: the stats document, with each camera's last result and its hour."""
+        document = self.stats_document()
+        now = time.time()
+        for cam in self.cameras:
+            entry = document["cameras"][cam.name]
+            entry["last"] = self._last_documents.get(cam.name)
+            entry["history"] = self.history[cam.name].series(now)
+        return {
+            "device": self.config.device_id,
+            "version": __version__,
+            "snapshots": bool(self.config.http and self.config.http.snapshots),
+            **document,
+        }
+
+    def analyze_image(self, image: np.ndarray) -> dict[str, Any]:
+        """``POST /api/analyze``: the image's faces, as ``fer-edge predict --json`` gives them.
+        Its own detector and model (interpreters are not shared between threads), made on
+        first use so a box that never gets an upload never holds them."""
+        if self._analyzer is None:
+            self._analyzer = load_pipeline(self.config, self.default_model)
+        analysis = self._analyzer.analyse(to_gray(image))
+        return prediction_document("upload", self._analyzer.model.path, analysis)
+
     def _publish_stats(self) -> None:
         document = self.stats_document()
         self.metrics.spool(document["spool"]["depth"], document["spool"]["dropped"])
@@ -292,6 +387,8 @@ class Daemon:
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
         logger.info("stopping: draining results")
+        if self.web is not None:
+            self.web.stop()
         for cam in self.cameras:
             cam.reader.stop()
         if self.publisher is not None:

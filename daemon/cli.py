@@ -27,7 +27,7 @@ def _parse_host_port(value: str) -> tuple[str, int]:
 
 def run(args: argparse.Namespace, default_model: str) -> int:
     from fer_edge.daemon.app import Daemon, check_state_dir, load_pipeline, print_sink
-    from fer_edge.daemon.config import CameraConfig, DaemonConfig, MqttConfig, load_config
+    from fer_edge.daemon.config import CameraConfig, DaemonConfig, HttpConfig, MqttConfig, load_config
     from fer_edge.daemon.service import configure_logging
 
     configure_logging()
@@ -42,14 +42,16 @@ def run(args: argparse.Namespace, default_model: str) -> int:
                 mqtt=MqttConfig(host=host, port=port),
                 state_dir=workdir / "state",
                 cameras={"demo": CameraConfig(url=str(clip), interval_s=1.0)},
+                http=HttpConfig(port=args.http_port),
             )
             daemon = Daemon(
                 config,
                 default_model,
                 use_mqtt=bool(args.mqtt),
                 sinks=[print_sink],
-                duration_s=args.duration if args.duration is not None else 10.0,
+                duration_s=args.duration,
                 stop_event=getattr(args, "stop_event", None),
+                any_http_port=True,
             )
             return daemon.run()
     if not args.config:

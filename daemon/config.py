@@ -7,6 +7,7 @@ line it came from, raised as :class:`ConfigError` (exit 78).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -188,6 +189,40 @@ class CameraConfig(_Base):
         return data
 
 
+class HttpConfig(_Base):
+    host: str = Field("127.0.0.1", description="where the page and API listen; not loopback: token required")
+    port: int = Field(8765, ge=1, le=65535)
+    token: str | None = Field(
+        None, description="bearer token (header, or ?token= for the page); required off loopback"
+    )
+    snapshots: bool = Field(
+        True,
+        description="false: no image endpoint at all (camera snapshots, analyze), for sites "
+        "that must not show faces",
+    )
+    max_upload_mb: float = Field(10.0, gt=0, le=200, description="POST /api/analyze body limit")
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> HttpConfig:
+        if not is_loopback(self.host) and not self.token:
+            raise ValueError(
+                f"listening on {self.host} (not loopback) needs http.token: anyone on the network "
+                "could otherwise watch the cameras"
+            )
+        if self.token is not None and len(self.token) < 16:
+            raise ValueError("http.token: use at least 16 characters (e.g. openssl rand -hex 16)")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
 class SpoolConfig(_Base):
     max_messages: int = Field(100_000, ge=10, description="oldest dropped beyond this")
 
@@ -207,7 +242,12 @@ class DaemonConfig(_Base):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     cameras: dict[str, CameraConfig] = Field(min_length=1)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
-    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus /metrics")
+    http: HttpConfig | None = Field(
+        default_factory=HttpConfig, description="the page, the HTTP API and /metrics; null: off"
+    )
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Prometheus /metrics on a port of its own (also on http)"
+    )
     metrics_host: str = "127.0.0.1"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

@@ -42,8 +42,11 @@ class CameraStats:
 class PrometheusMetrics:
     """The daemon's Prometheus series; a no-op when prometheus-client is absent or no port set."""
 
-    def __init__(self, port: int | None, host: str = "127.0.0.1") -> None:
-        self.enabled = port is not None and Counter is not None
+    def __init__(self, port: int | None, host: str = "127.0.0.1", served_elsewhere: bool = False) -> None:
+        """``port``: serve /metrics there; ``served_elsewhere``: keep the series for the web
+        server's /metrics even without a port of their own."""
+        wanted = port is not None or served_elsewhere
+        self.enabled = wanted and Counter is not None
         if port is not None and Counter is None:
             logger.warning("metrics_port is set but prometheus-client is not installed")
         if not self.enabled:
@@ -60,8 +63,15 @@ class PrometheusMetrics:
         self.spool_depth = Gauge("fer_edge_spool_depth", "results waiting for the broker")
         self.spool_dropped = Gauge("fer_edge_spool_dropped", "results dropped at the spool bound")
         self.up = Gauge("fer_edge_camera_streaming", "1 while the camera streams", ["camera"])
-        start_http_server(port, addr=host)
-        logger.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+        if port is not None:
+            start_http_server(port, addr=host)
+            logger.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The /metrics body and its content type (the web server's /metrics)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
     def tick(self, camera: str, faces: int, timing_ms: dict[str, float], frames: int) -> None:
         if not self.enabled:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from fer_edge import __version__
@@ -59,6 +60,11 @@ def emotions_payload(
         "faces": [f.to_json() for f in analysis.faces],
         "timing_ms": analysis.timing_ms,
     }
+
+
+def prediction_document(source: str, model_path: str | Path, analysis: Analysis) -> dict[str, Any]:
+    """One image's faces, as ``fer-edge predict --json`` and ``POST /api/analyze`` answer."""
+    return {"path": source, "model": Path(model_path).name, "faces": [f.to_json() for f in analysis.faces]}
 
 
 def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:

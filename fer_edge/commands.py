@@ -365,10 +365,13 @@ def _add_run(sub: Any, add_common: AddCommon) -> None:
     p.add_argument(
         "--demo",
         action="store_true",
-        help="no camera, broker or config needed: analyse a demo clip, print JSON lines",
+        help="no camera, broker or config needed: analyse a demo clip, print JSON lines, serve the page",
     )
     p.add_argument("--mqtt", metavar="HOST[:PORT]", help="with --demo: also publish to this broker")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (demo: 10)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until stopped)")
+    p.add_argument(
+        "--http-port", type=int, default=8765, help="with --demo: the page's port (a free one if taken)"
+    )
     p.add_argument("--print", action="store_true", help="also print emotions documents to stdout")
     p.set_defaults(handler=_run)
 

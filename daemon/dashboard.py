@@ -1,0 +1,149 @@
+"""What the web page shows of each camera: the last hour of emotions, and the last analysed frame.
+
+Both live in memory only. The hour is a ring of per-30-s counts (120 small dicts a camera),
+so a page opened at any time draws the last hour without a database. The last frame is kept only
+while someone looks at it: a camera box with no browser open keeps no pixels, and a JPEG is drawn
+at most once per tick, when asked for, and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fer_edge.labels import LABELS
+
+HISTORY_BUCKETS = 120  # the last hour ...
+BUCKET_S = 30  # ... in 30 s steps: fine enough for a chart that moves while one watches
+WATCHED_S = 10.0  # a snapshot asked for within this long: keep the frames coming
+SNAPSHOT_WIDTH = 960  # snapshots are drawn at most this wide (a card, not a recording)
+
+# one colour per emotion (BGR for OpenCV), the page's legend uses the same (as CSS in app.js)
+COLOURS_BGR = {
+    "angry": (60, 60, 220),
+    "disgust": (60, 150, 60),
+    "fear": (160, 60, 160),
+    "happy": (40, 200, 240),
+    "sad": (200, 120, 40),
+    "surprise": (40, 140, 250),
+    "neutral": (180, 180, 180),
+}
+
+
+@dataclass
+class _Bucket:
+    start: float  # time.time() at the bucket's start
+    emotions: Counter[str] = field(default_factory=Counter)
+    faces: int = 0  # classified faces seen in the bucket's ticks
+
+
+class EmotionHistory:
+    """Counts of the emotions of classified faces per 30 s, for the last hour."""
+
+    def __init__(self) -> None:
+        self._buckets: deque[_Bucket] = deque(maxlen=HISTORY_BUCKETS)
+        self._lock = threading.Lock()
+
+    def add(self, emotions: list[str], now: float) -> None:
+        start = now - now % BUCKET_S
+        with self._lock:
+            if not self._buckets or self._buckets[-1].start != start:
+                self._buckets.append(_Bucket(start))
+            bucket = self._buckets[-1]
+            bucket.emotions.update(emotions)
+            bucket.faces += len(emotions)
+
+    def series(self, now: float) -> dict[str, Any]:
+        """Each emotion's share of the classified faces per 30 s of the last hour (null where
+        there were no faces), oldest first."""
+        first = now - now % BUCKET_S - BUCKET_S * (HISTORY_BUCKETS - 1)
+        with self._lock:
+            by_start = {b.start: b for b in self._buckets}
+        starts = [first + BUCKET_S * i for i in range(HISTORY_BUCKETS)]
+        faces = [by_start[s].faces if s in by_start else 0 for s in starts]
+        share = {
+            label: [
+                round(by_start[s].emotions[label] / n, 3) if n else None
+                for s, n in zip(starts, faces, strict=True)
+            ]
+            for label in LABELS
+        }
+        return {"bucket_s": BUCKET_S, "starts": starts, "faces": faces, "share": share}
+
+
+@dataclass
+class _Shown:
+    gray: np.ndarray
+    faces: list[dict[str, Any]]
+    tick: int
+    jpeg: bytes | None = None
+
+
+class Snapshots:
+    """The last analysed frame of each camera, kept only while a browser asks for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._frames: dict[str, _Shown] = {}
+        self._asked: dict[str, float] = {}
+
+    def wanted(self, camera: str) -> bool:
+        """Whether the analysis loop should hand this camera's frames over (cheap to call)."""
+        return time.monotonic() - self._asked.get(camera, -1e9) < WATCHED_S
+
+    def offer(self, camera: str, gray: np.ndarray, faces: list[dict[str, Any]], tick: int) -> None:
+        """A tick's frame and faces (called only when :meth:`wanted`). The frame is kept as is,
+        not copied: analysis is done with it, and the next tick brings a new array."""
+        with self._lock:
+            self._frames[camera] = _Shown(gray, faces, tick)
+            self._lock.notify_all()
+
+    def jpeg(self, camera: str, wait_s: float = 0.0) -> bytes | None:
+        """The camera's last analysed frame with its faces drawn, as JPEG. The first ask after a
+        while has no frame kept: it waits up to ``wait_s`` for the next tick (None after)."""
+        self._asked[camera] = time.monotonic()
+        with self._lock:
+            self._lock.wait_for(lambda: camera in self._frames, timeout=wait_s)
+            shown = self._frames.get(camera)
+            if shown is None:
+                return None
+            if shown.jpeg is None:  # drawn once per tick, however many pages ask
+                shown.jpeg = render(shown.gray, shown.faces)
+            return shown.jpeg
+
+    def drop_unwatched(self) -> None:
+        """Let go of the frames nobody has asked for lately."""
+        with self._lock:
+            for camera in [c for c in self._frames if not self.wanted(c)]:
+                del self._frames[camera]
+
+
+def render(gray: np.ndarray, faces: list[dict[str, Any]]) -> bytes:
+    """The frame (luma, as analysed) with each face's box, track id and emotion drawn."""
+    height, width = gray.shape[:2]
+    scale = min(1.0, SNAPSHOT_WIDTH / width)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    image = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    for face in faces:
+        x, y, w, h = (round(v * scale) for v in face["box"])
+        emotion = face.get("emotion")
+        colour = COLOURS_BGR.get(emotion or "", (255, 255, 255))
+        cv2.rectangle(image, (x, y), (x + w, y + h), colour, 2)
+        label = f"#{face['id']} {emotion} {face['score']:.2f}" if emotion else f"#{face['id']} too small"
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        top = max(0, y - th - 8)
+        cv2.rectangle(image, (x, top), (x + tw + 6, top + th + 8), colour, -1)
+        cv2.putText(
+            image, label, (x + 3, top + th + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+        )
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return encoded.tobytes()

@@ -1,0 +1,251 @@
+"""The daemon's web page and HTTP API (config ``http``), on the standard library's threaded server.
+
+Routes: ``/`` (the live page) and its two assets, ``/api/state``, ``/api/cameras/<name>/snapshot.jpg``,
+``POST /api/analyze``, ``/metrics`` and ``/healthz``. Nothing else answers: files are served from a
+fixed table, never from a path taken from the request, so there is nothing to list or traverse.
+
+Off loopback a bearer token is required (``Authorization: Bearer`` or ``?token=`` for the page),
+compared in constant time; ``/healthz`` stays open for probes and says nothing but ok or not.
+``snapshots: false`` answers 403 on every image endpoint. Analysis of an uploaded image uses its
+own detector and model, made on first use, one request at a time: the cameras' ticks never wait
+for it.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hmac
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+import numpy as np
+
+from fer_edge.daemon.config import HttpConfig
+
+logger = logging.getLogger(__name__)
+
+ASSETS = {  # route -> (file in fer_edge/web, content type)
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+IMAGE_TYPES = ("image/jpeg", "image/png")
+ANALYZE_WAIT_S = 30.0  # a second upload waits this long for the first before a 503
+
+
+class ApiError(Exception):
+    """An HTTP error status with a one-line reason, answered as JSON."""
+
+    def __init__(self, status: HTTPStatus, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class WebBackend:
+    """What the routes need from the daemon; the daemon passes its own callables in."""
+
+    def __init__(
+        self,
+        state: Callable[[], dict[str, Any]],
+        snapshot: Callable[[str], bytes | None],
+        cameras: Callable[[], list[str]],
+        analyze: Callable[[np.ndarray], dict[str, Any]],
+        healthy: Callable[[], bool],
+        metrics: Callable[[], tuple[bytes, str]] | None,
+    ) -> None:
+        self.state, self.snapshot, self.cameras = state, snapshot, cameras
+        self.analyze, self.healthy, self.metrics = analyze, healthy, metrics
+        self.analyze_lock = threading.Lock()
+
+
+def decode_upload(body: bytes, content_type: str) -> np.ndarray:
+    """The image of an upload: a JPEG/PNG body, or the first image part of a multipart form."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+        )
+        parts = [
+            p
+            for p in message.iter_parts()
+            if p.get_content_type() in (*IMAGE_TYPES, "application/octet-stream")
+        ]
+        if not parts:
+            raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the form has no JPEG or PNG file part")
+        body = parts[0].get_payload(decode=True) or b""
+    elif kind not in IMAGE_TYPES:
+        raise ApiError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Type {kind or 'missing'}: send image/jpeg, image/png or multipart/form-data",
+        )
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR) if body else None
+    if image is None:
+        raise ApiError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the body is not a readable JPEG or PNG image")
+    return image
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: WebServer
+    protocol_version = "HTTP/1.1"
+    server_version = "fer-edge"
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("http %s %s", self.address_string(), format % args)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, cache: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=300" if cache else "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+        )
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: HTTPStatus, document: dict[str, Any]) -> None:
+        self._send(status, json.dumps(document, separators=(",", ":")).encode(), "application/json")
+
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        token = self.server.config.token
+        if token is None:
+            return True
+        header = self.headers.get("Authorization", "")
+        offered = (
+            header[7:].strip() if header.lower().startswith("bearer ") else (query.get("token") or [""])[0]
+        )
+        return hmac.compare_digest(offered.encode(), token.encode())
+
+    def _route(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query)
+        try:
+            if path == "/healthz" and method in ("GET", "HEAD"):
+                healthy = self.server.backend.healthy()
+                status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
+                return self._json(status, {"status": "ok" if healthy else "stalled"})
+            if not self._authorised(query):
+                raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
+            if method == "POST":
+                if path != "/api/analyze":
+                    raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
+                return self._analyze()
+            if path in ASSETS:
+                name, content_type = ASSETS[path]
+                return self._send(HTTPStatus.OK, self.server.asset(name), content_type, cache=path != "/")
+            if path == "/api/state":
+                return self._json(HTTPStatus.OK, self.server.backend.state())
+            if path == "/metrics" and self.server.backend.metrics is not None:
+                body, content_type = self.server.backend.metrics()
+                return self._send(HTTPStatus.OK, body, content_type)
+            parts = path.split("/")
+            if len(parts) == 5 and parts[:3] == ["", "api", "cameras"] and parts[4] == "snapshot.jpg":
+                return self._snapshot(parts[3])
+            raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
+        except ApiError as e:
+            headers_sent = False
+            if e.status == HTTPStatus.UNAUTHORIZED:
+                self.send_response(e.status)
+                self.send_header("WWW-Authenticate", 'Bearer realm="fer-edge"')
+                body = json.dumps({"error": str(e)}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                headers_sent = True
+            if not headers_sent:
+                self._json(e.status, {"error": str(e)})
+
+    def _snapshot(self, camera: str) -> None:
+        if not self.server.config.snapshots:
+            raise ApiError(HTTPStatus.FORBIDDEN, "snapshots are off (http.snapshots: false)")
+        if camera not in self.server.backend.cameras():
+            raise ApiError(HTTPStatus.NOT_FOUND, "no such camera")
+        jpeg = self.server.backend.snapshot(camera)
+        if jpeg is None:
+            raise ApiError(
+                HTTPStatus.SERVICE_UNAVAILABLE, "no analysed frame yet; ask again after the next tick"
+            )
+        self._send(HTTPStatus.OK, jpeg, "image/jpeg")
+
+    def _analyze(self) -> None:
+        config = self.server.config
+        if not config.snapshots:
+            raise ApiError(HTTPStatus.FORBIDDEN, "image endpoints are off (http.snapshots: false)")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None or not length_text.isdigit():
+            raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send Content-Length")
+        length = int(length_text)
+        if length > config.max_upload_mb * 1024 * 1024:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            raise ApiError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the image is over {config.max_upload_mb:g} MB"
+            )
+        body = self.rfile.read(length)
+        image = decode_upload(body, self.headers.get("Content-Type", ""))
+        backend = self.server.backend
+        if not backend.analyze_lock.acquire(timeout=ANALYZE_WAIT_S):
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "busy with other uploads; try again")
+        try:
+            document = backend.analyze(image)
+        finally:
+            backend.analyze_lock.release()
+        self._json(HTTPStatus.OK, document)
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_HEAD(self) -> None:
+        self._route("HEAD")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+
+class WebServer(ThreadingHTTPServer):
+    """The page and API on ``config.host:config.port``, served from a background thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, config: HttpConfig, backend: WebBackend) -> None:
+        self.config, self.backend = config, backend
+        self._assets: dict[str, bytes] = {}
+        host = config.host.strip("[]")
+        if ":" in host:
+            self.address_family = socket.AF_INET6
+        super().__init__((host, config.port), _Handler)
+        self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = self.server_address[0]
+        shown = f"[{host}]" if ":" in str(host) else host
+        return f"http://{shown}:{self.server_address[1]}/"
+
+    def asset(self, name: str) -> bytes:
+        if name not in self._assets:
+            self._assets[name] = files("fer_edge.web").joinpath(name).read_bytes()
+        return self._assets[name]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
