@@ -5,7 +5,8 @@ Routes: ``/`` (the live page) and its two assets, ``/api/state``, ``/api/cameras
 fixed table, never from a path taken from the request, so there is nothing to list or traverse.
 
 Off loopback a bearer token is required (``Authorization: Bearer`` or ``?token=`` for the page),
-compared in constant time; ``/healthz`` stays open for probes and says nothing but ok or not.
+compared in constant time, by every route that shows data; the page's three static files, which
+hold none, and ``/healthz`` (ok or not, for probes) are open.
 ``snapshots: false`` answers 403 on every image endpoint. Analysis of an uploaded image uses its
 own detector and model, made on first use, one request at a time: the cameras' ticks never wait
 for it.
@@ -139,15 +140,16 @@ class _Handler(BaseHTTPRequestHandler):
                 healthy = self.server.backend.healthy()
                 status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
                 return self._json(status, {"status": "ok" if healthy else "stalled"})
+            if path in ASSETS and method in ("GET", "HEAD"):
+                # the page's own files hold no data (the page asks the API, with the token)
+                name, content_type = ASSETS[path]
+                return self._send(HTTPStatus.OK, self.server.asset(name), content_type, cache=path != "/")
             if not self._authorised(query):
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
             if method == "POST":
                 if path != "/api/analyze":
                     raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
                 return self._analyze()
-            if path in ASSETS:
-                name, content_type = ASSETS[path]
-                return self._send(HTTPStatus.OK, self.server.asset(name), content_type, cache=path != "/")
             if path == "/api/state":
                 return self._json(HTTPStatus.OK, self.server.backend.state())
             if path == "/metrics" and self.server.backend.metrics is not None:
