@@ -30,7 +30,8 @@ from fer_edge.daemon.ingest import CameraReader, Frame
 from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
 from fer_edge.daemon.payloads import (
     Topics,
-    discovery_payload,
+    box_discovery_payload,
+    discovery_payloads,
     emotions_payload,
     prediction_document,
     state_payload,
@@ -199,7 +200,7 @@ class Daemon:
         now = {cam.name for cam in self.cameras}
         for name in sorted(before - now):
             logger.info("camera %s left the config: clearing its retained topics", name)
-            topics = [self.topics.status(name), self.topics.state(name), self.topics.discovery(name)]
+            topics = [self.topics.status(name), self.topics.state(name), *self.topics.discovery_topics(name)]
             for topic in topics:
                 self.publisher.publish_retained(topic, "")
         write_json(record, {"cameras": sorted(now)})
@@ -212,10 +213,12 @@ class Daemon:
         if self.publisher is not None:
             self._clear_departed_cameras()
             if self.config.mqtt.discovery:
+                self.publisher.publish_retained(
+                    self.topics.box_discovery_topic, box_discovery_payload(self.topics)
+                )
                 for cam in self.cameras:
-                    self.publisher.publish_retained(
-                        self.topics.discovery(cam.name), discovery_payload(self.topics, cam.name)
-                    )
+                    for topic, document in discovery_payloads(self.topics, cam.name).items():
+                        self.publisher.publish_retained(topic, document)
             self.publisher.start()
         self._start_web()
         for cam in self.cameras:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fer_edge import __version__
 from fer_edge.daemon.pipeline import Analysis
+from fer_edge.labels import LABELS
 
 SCHEMA = 1
 
@@ -44,7 +45,24 @@ class Topics:
         return f"{self.base}/{self.device}/{camera}/status"
 
     def discovery(self, camera: str) -> str:
-        return f"{self.discovery_prefix}/sensor/{self.device}_{camera}_emotion/config"
+        """The camera's emotion sensor (the first of :meth:`discovery_topics`)."""
+        return self.discovery_topics(camera)[0]
+
+    def discovery_topics(self, camera: str) -> list[str]:
+        """Every Home Assistant discovery topic of one camera's entities."""
+        return [self._discovery(component, f"{camera}_{entity}") for component, entity in CAMERA_ENTITIES]
+
+    @property
+    def box_discovery_topic(self) -> str:
+        """The box's own entity (spool depth)."""
+        return self._discovery("sensor", "spool")
+
+    def _discovery(self, component: str, entity: str) -> str:
+        return f"{self.discovery_prefix}/{component}/{self.device}_{entity}/config"
+
+
+# (Home Assistant component, entity suffix) of each camera's entities, in discovery order
+CAMERA_ENTITIES = (("sensor", "emotion"), ("sensor", "faces"), ("binary_sensor", "stream"))
 
 
 def emotions_payload(
@@ -80,23 +98,75 @@ def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
     return {"faces": len(analysis.faces), "dominant": dominant, "ts": iso_ms(ts)}
 
 
-def discovery_payload(topics: Topics, camera: str) -> dict[str, Any]:
-    """Home Assistant MQTT discovery for one camera's dominant-emotion sensor."""
+def _device(topics: Topics) -> dict[str, Any]:
+    """One Home Assistant device per box; its cameras' entities are named after the camera."""
     return {
-        "name": f"{camera} emotion",
-        "unique_id": f"fer_edge_{topics.device}_{camera}_emotion",
-        "object_id": f"{topics.device}_{camera}_emotion",
-        "state_topic": topics.state(camera),
-        "value_template": "{{ value_json.dominant if value_json.dominant else 'none' }}",
-        "json_attributes_topic": topics.state(camera),
+        "identifiers": [f"fer_edge_{topics.device}"],
+        "name": f"fer-edge {topics.device}",
+        "manufacturer": "fer-edge",
+        "model": "emotion recognition box",
+        "sw_version": __version__,
+    }
+
+
+def _entity(topics: Topics, key: str, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "unique_id": f"fer_edge_{topics.device}_{key}",
+        "object_id": f"{topics.device}_{key}",
         "availability_topic": topics.availability,
         "payload_available": "online",
         "payload_not_available": "offline",
+        "device": _device(topics),
+        "origin": {"name": "fer-edge", "sw_version": __version__},
+    }
+
+
+def discovery_payload(topics: Topics, camera: str) -> dict[str, Any]:
+    """The camera's dominant-emotion sensor: an enum, so automations can pick from its options."""
+    return {
+        **_entity(topics, f"{camera}_emotion", f"{camera} emotion"),
+        "state_topic": topics.state(camera),
+        "value_template": "{{ value_json.dominant if value_json.dominant else 'none' }}",
+        "json_attributes_topic": topics.state(camera),
+        "device_class": "enum",
+        "options": [*LABELS, "none"],
         "icon": "mdi:emoticon-outline",
-        "device": {
-            "identifiers": [f"fer_edge_{topics.device}"],
-            "name": f"fer-edge {topics.device}",
-            "manufacturer": "fer-edge",
-            "sw_version": __version__,
+    }
+
+
+def discovery_payloads(topics: Topics, camera: str) -> dict[str, dict[str, Any]]:
+    """Every discovery document of one camera, by topic: the emotion (enum), the face count (a
+    measurement, so history graphs and statistics work) and the stream's connectivity."""
+    emotion_topic, faces_topic, stream_topic = topics.discovery_topics(camera)
+    return {
+        emotion_topic: discovery_payload(topics, camera),
+        faces_topic: {
+            **_entity(topics, f"{camera}_faces", f"{camera} faces"),
+            "state_topic": topics.state(camera),
+            "value_template": "{{ value_json.faces }}",
+            "state_class": "measurement",
+            "unit_of_measurement": "faces",
+            "icon": "mdi:account-multiple",
         },
+        stream_topic: {
+            **_entity(topics, f"{camera}_stream", f"{camera} stream"),
+            "state_topic": topics.status(camera),
+            "value_template": "{{ 'ON' if value == 'streaming' else 'OFF' }}",
+            "device_class": "connectivity",
+            "entity_category": "diagnostic",
+        },
+    }
+
+
+def box_discovery_payload(topics: Topics) -> dict[str, Any]:
+    """The box's spool depth: results waiting for the broker (non-zero only in an outage)."""
+    return {
+        **_entity(topics, "spool", "spool depth"),
+        "state_topic": topics.stats,
+        "value_template": "{{ value_json.spool.depth }}",
+        "state_class": "measurement",
+        "unit_of_measurement": "results",
+        "entity_category": "diagnostic",
+        "icon": "mdi:tray-full",
     }

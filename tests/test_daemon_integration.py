@@ -6,6 +6,7 @@ drawn, reconnects, the spool across a broker outage and a restart, systemd notif
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ import pytest
 from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_boxes, face_image, render_frame
 from fer_edge.daemon.track import iou
+from fer_edge.labels import LABELS
 from tests.servers import (
     Mosquitto,
     MqttCollector,
@@ -200,6 +202,58 @@ def _delivered_seqs(collector: MqttCollector, camera: str) -> list[int]:
     return out
 
 
+# Home Assistant's documented MQTT discovery keys (integrations/sensor.mqtt, binary_sensor.mqtt,
+# and the shared device/origin blocks): a key outside them is ignored or refused by HA
+HA_COMMON = {
+    "availability", "availability_mode", "availability_template", "availability_topic", "device",
+    "device_class", "enabled_by_default", "encoding", "entity_category", "entity_picture",
+    "expire_after", "force_update", "icon", "json_attributes_template", "json_attributes_topic",
+    "name", "object_id", "default_entity_id", "origin", "payload_available", "payload_not_available",
+    "platform", "qos", "state_topic", "unique_id", "value_template",
+}  # fmt: skip
+HA_KEYS = {
+    "sensor": HA_COMMON | {"last_reset_value_template", "options", "state_class",
+                           "suggested_display_precision", "unit_of_measurement"},
+    "binary_sensor": HA_COMMON | {"off_delay", "payload_off", "payload_on"},
+}  # fmt: skip
+HA_DEVICE_KEYS = {
+    "configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model",
+    "model_id", "name", "serial_number", "suggested_area", "sw_version", "via_device",
+}  # fmt: skip
+HA_SENSOR_CLASSES = {"enum", None}
+HA_STATE_CLASSES = {"measurement", "total", "total_increasing", None}
+
+
+def check_home_assistant_discovery(collector: MqttCollector, cameras: tuple[str, ...]) -> None:
+    """Every discovery document on the broker against HA's documented schema: known keys only,
+    an enum with its options, numeric measurements with a unit, one device for the box."""
+    documents = {
+        topic: json.loads(payload)
+        for topic, payload, retained in collector.messages
+        if topic.startswith("homeassistant/") and payload
+    }
+    components = {topic.split("/")[1] for topic in documents}
+    assert components == {"sensor", "binary_sensor"}, components
+    names = set()
+    for topic, doc in documents.items():
+        component = topic.split("/")[1]
+        assert set(doc) <= HA_KEYS[component], (topic, set(doc) - HA_KEYS[component])
+        assert set(doc["device"]) <= HA_DEVICE_KEYS and doc["device"]["identifiers"] == ["fer_edge_test-box"]
+        assert doc["availability_topic"] == "fer-edge/test-box/availability"
+        assert doc["state_topic"].startswith("fer-edge/test-box/")
+        assert doc.get("state_class") in HA_STATE_CLASSES
+        if doc.get("device_class") == "enum":
+            assert doc["options"] == [*LABELS, "none"]
+        if doc.get("state_class") == "measurement":
+            assert doc["unit_of_measurement"]
+        if component == "binary_sensor":
+            assert doc["device_class"] == "connectivity"
+        names.add(doc["name"])
+    assert len({d["unique_id"] for d in documents.values()}) == len(documents)
+    expected = {f"{c} {what}" for c in cameras for what in ("emotion", "faces", "stream")}
+    assert names == expected | {"spool depth"}, names
+
+
 def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None:
     daemon, collector = stack["daemon"], stack["collector"]
     notify = stack["notify"]
@@ -236,6 +290,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     assert _status(collector, "door")[-1] == "streaming" and _status(collector, "hall")[-1] == "streaming"
     discovery = collector.documents("homeassistant/sensor/test-box_door_emotion/config")
     assert discovery and discovery[-1]["state_topic"] == "fer-edge/test-box/door/state"
+    check_home_assistant_discovery(collector, ("door", "hall"))
     state = collector.documents("/door/state")[-1]
     assert state["faces"] == 2 and state["dominant"]
     wait_for(lambda: collector.documents("test-box/stats"), 10, "a stats message")
