@@ -344,3 +344,31 @@ def test_payloads_follow_the_contract() -> None:
     discovery = discovery_payload(topics, "door")
     assert discovery["availability_topic"] == "fer-edge/box-1/availability"
     assert discovery["unique_id"] == "fer_edge_box-1_door_emotion"
+
+
+def test_the_example_dashboard_names_entities_that_discovery_creates() -> None:
+    """deploy/home-assistant-dashboard.yaml is written for device box-1 and camera door: every
+    entity it shows is one that discovery makes (HA turns object_id into the entity id, '-'->'_')."""
+    import re
+
+    import yaml
+
+    from fer_edge.daemon.payloads import box_discovery_payload, discovery_payloads
+
+    topics = Topics("fer-edge", "box-1")
+    made = {
+        f"{topic.split('/')[1]}.{re.sub(r'[^a-z0-9_]', '_', doc['object_id'])}"
+        for topic, doc in [
+            *discovery_payloads(topics, "door").items(),
+            (topics.box_discovery_topic, box_discovery_payload(topics)),
+        ]
+    }
+    dashboard = yaml.safe_load(
+        (Path(__file__).parents[1] / "deploy" / "home-assistant-dashboard.yaml").read_text()
+    )
+    shown = set()
+    for view in dashboard["views"]:
+        for card in view["cards"]:
+            for entity in card["entities"]:
+                shown.add(entity["entity"] if isinstance(entity, dict) else entity)
+    assert shown and shown <= made, shown - made
