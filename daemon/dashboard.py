@@ -22,7 +22,7 @@ from fer_edge.labels import LABELS
 HISTORY_BUCKETS = 120  # the last hour ...
 BUCKET_S = 30  # ... in 30 s steps: fine enough for a chart that moves while one watches
 WATCHED_S = 10.0  # a snapshot asked for within this long: keep the frames coming
-SNAPSHOT_WIDTH = 960  # snapshots are drawn at most this wide (a card, not a recording)
+SNAPSHOT_WIDTH = 640  # snapshots are drawn at most this wide (a card, not a recording): ~1.7 ms
 
 # one colour per emotion (BGR for OpenCV), the page's legend uses the same (as CSS in app.js)
 COLOURS_BGR = {

@@ -130,23 +130,29 @@ def run_cameras(
     warmup_s: float,
     seconds: float,
     extra: dict[str, Any] | None = None,
+    page: str = "off",
 ) -> dict[str, Any]:
-    """The real daemon on ``count`` cameras of ``url``: the figures of one table row."""
+    """The real daemon on ``count`` cameras of ``url``: the figures of one table row. ``page``:
+    ``off`` (``http: null``), ``idle`` (the page served, no browser) or ``open`` (headless
+    chromium showing the page through the window, as a person at a 1280x900 screen would)."""
     import yaml
 
-    from fer_edge.daemon.loopback import MqttCollector, daemon_command, wait_for
+    from fer_edge.daemon.loopback import MqttCollector, daemon_command, free_port, port_open, wait_for
 
     names = [f"cam{i:02d}" for i in range(count)]
     device = f"multi{count}"
+    http_port = free_port()
     config = {
         "device_id": device,
-        "state_dir": str(workdir / f"state-{count}"),
+        "state_dir": str(workdir / f"state-{count}-{page}"),
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "discovery": False, "stats_interval_s": 5},
+        "http": None if page == "off" else {"port": http_port},
         "cameras": {name: {"url": url, **(extra or {})} for name in names},
     }
     path = workdir / f"config-{count}.yaml"
     path.write_text(yaml.safe_dump(config))
     collector = MqttCollector(broker_port, f"fer-edge/{device}/#")
+    browser: subprocess.Popen[bytes] | None = None
     with (workdir / f"daemon-{count}.log").open("wb") as log:
         proc = subprocess.Popen(
             daemon_command(path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -160,6 +166,9 @@ def run_cameras(
         )
         if proc.poll() is not None:
             raise RuntimeError(f"the daemon exited with {proc.returncode}; see {log.name}")
+        if page == "open":
+            wait_for(lambda: port_open(http_port), 30, "the page")
+            browser = open_page(f"http://127.0.0.1:{http_port}/", workdir / f"profile-{count}")
         time.sleep(warmup_s)  # a benchmark's warm-up: nothing to wait on but time
         cpu0, t0, wall0 = cpu_seconds(proc.pid), time.monotonic(), time.time()
         rss_samples = []
@@ -173,6 +182,9 @@ def run_cameras(
         wait_for(lambda: len(collector.documents(f"{device}/stats")) > stats_before, 15, "fresh stats")
         stats = collector.documents(f"{device}/stats")[-1]
     finally:
+        if browser is not None:
+            os.killpg(browser.pid, signal.SIGKILL)
+            browser.wait(timeout=30)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -187,6 +199,7 @@ def run_cameras(
     cams = stats["cameras"].values()
     return {
         "cameras": count,
+        "page": page,
         "results_per_camera_s": {"min": round(min(rates), 3), "mean": round(float(np.mean(rates)), 3)},
         "cpu_cores": round(cpu, 4),
         "rss_mb": round(rss, 1),
@@ -198,14 +211,32 @@ def run_cameras(
     }
 
 
+def open_page(url: str, profile: Path) -> subprocess.Popen[bytes]:
+    """Headless chromium (Debian's) showing ``url`` in a 1280x900 window until killed."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        raise RuntimeError("--page needs chromium (apt-get install chromium)")
+    return subprocess.Popen(
+        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+         f"--user-data-dir={profile}", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+
+
 def benchmark(
     counts: list[int],
     warmup_s: float = 10.0,
     seconds: float = 30.0,
     gop_s: float = 1.0,
     extra: dict[str, Any] | None = None,
+    page_study: bool = False,
 ) -> dict[str, Any]:
-    """Every row of the table, with the key-frame floor measured in the same run."""
+    """Every row of the table (the page off), with the key-frame floor measured in the same run;
+    ``page_study``: the largest count again with the page served and with a browser open."""
     from fer_edge.daemon.loopback import Mosquitto, RtspServer
 
     with tempfile.TemporaryDirectory(prefix="fer-edge-multicam-") as tmp:
@@ -218,8 +249,11 @@ def benchmark(
             url = f"rtsp://127.0.0.1:{rtsp.port}/cam"
             floor = keyframe_floor(url, 3.0, min(seconds, 20.0))
             rows = []
-            for count in counts:
-                row = run_cameras(count, url, broker.port, workdir, warmup_s, seconds, extra)
+            runs = [(count, "off") for count in counts]
+            if page_study:
+                runs += [(max(counts), "idle"), (max(counts), "open")]
+            for count, page in runs:
+                row = run_cameras(count, url, broker.port, workdir, warmup_s, seconds, extra, page)
                 row["cpu_vs_keyframe_floor"] = round(row["cpu_cores"] / (floor * count), 2)
                 rows.append(row)
                 print(format_row(row), flush=True)
@@ -235,8 +269,10 @@ def benchmark(
 def format_row(row: dict[str, Any]) -> str:
     rate = row["results_per_camera_s"]
     latency = row["publish_latency_ms"] or {"p50": float("nan"), "p95": float("nan")}
+    page = {"off": "", "idle": " page served", "open": " page open"}[row.get("page", "off")]
     return (
-        f"{row['cameras']:>3} cameras  results/s per camera min {rate['min']:.2f} mean {rate['mean']:.2f}  "
+        f"{row['cameras']:>3} cameras{page}  "
+        f"results/s per camera min {rate['min']:.2f} mean {rate['mean']:.2f}  "
         f"CPU {row['cpu_cores']:.3f} cores ({row['cpu_vs_keyframe_floor']:.2f}x key-frame floor)  "
         f"RSS peak {row['peak_rss_mb']:.0f} MB  "
         f"publish p50 {latency['p50']:.0f} ms p95 {latency['p95']:.0f} ms"

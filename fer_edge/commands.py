@@ -435,6 +435,11 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--window", type=float, default=30.0, help="--cameras: seconds measured per row")
     p.add_argument("--warmup", type=float, default=10.0, help="--cameras: seconds before measuring")
     p.add_argument("--gop", type=float, default=1.0, help="--cameras: the streams' GOP in seconds")
+    p.add_argument(
+        "--page",
+        action="store_true",
+        help="--cameras: the largest count again with the web page served, and open in chromium",
+    )
     p.set_defaults(handler=_bench)
 
 
@@ -474,7 +479,7 @@ def _bench_cameras(args: argparse.Namespace) -> int:
         raise UsageError(f"--cameras {args.cameras}: counts from 1 to 64")
     if args.window <= 0 or args.warmup < 0 or args.gop <= 0:
         raise UsageError("--window and --gop must be positive, --warmup not negative")
-    report = benchmark(counts, args.warmup, args.window, args.gop)
+    report = benchmark(counts, args.warmup, args.window, args.gop, page_study=args.page)
     if args.json:
         write_json(args.json, report)
     if args.json != "-":

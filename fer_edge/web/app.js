@@ -13,6 +13,14 @@ const REFRESH_MS = 1000;
 const SVG = "http://www.w3.org/2000/svg";
 const token = new URLSearchParams(location.search).get("token");
 const cards = new Map();
+// snapshots are fetched only for cards on screen: a 16-camera box drawing 16 JPEGs a second for
+// a page showing four of them would spend its CPU on pictures nobody sees
+const onScreen = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const card = cards.get(entry.target.dataset.camera);
+    if (card) card.visible = entry.isIntersecting;
+  }
+});
 
 function withToken(url) {
   return token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
@@ -43,8 +51,9 @@ function makeCard(name) {
   image.hidden = true;
   image.addEventListener("load", () => { image.hidden = false; noImage.hidden = true; });
   document.getElementById("cameras").append(node);
-  const card = { node, status, image, noImage, figures, faces, chart, seq: null };
+  const card = { node, status, image, noImage, figures, faces, chart, seq: null, visible: false };
   cards.set(name, card);
+  onScreen.observe(node);
   return card;
 }
 
@@ -72,7 +81,7 @@ function updateCard(card, name, cam, state) {
     if (face.emotion) item.style.borderColor = COLOURS[face.emotion];
     return item;
   }) : [el("li", { class: "none" }, "no faces")]));
-  if (state.snapshots && last && last.seq !== card.seq) {
+  if (state.snapshots && card.visible && last && last.seq !== card.seq) {
     card.seq = last.seq;
     card.image.src = withToken(`api/cameras/${encodeURIComponent(name)}/snapshot.jpg?seq=${last.seq}`);
   }
