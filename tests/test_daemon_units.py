@@ -372,3 +372,28 @@ def test_the_example_dashboard_names_entities_that_discovery_creates() -> None:
             for entity in card["entities"]:
                 shown.add(entity["entity"] if isinstance(entity, dict) else entity)
     assert shown and shown <= made, shown - made
+
+
+def test_the_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fer_edge.daemon.config import load_config
+
+    monkeypatch.setenv("CAM_PASSWORD", "example")
+    config = load_config(Path(__file__).parents[1] / "deploy" / "config.example.yaml")
+    assert config.cameras["door"].decode == "auto"
+    assert config.http is not None and config.http.host == "127.0.0.1"
+
+
+def test_keyframes_only_still_loads_as_decode(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from fer_edge.daemon.config import load_config
+    from fer_edge.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("mqtt: {host: h}\ncameras: {a: {url: x.mp4, keyframes_only: true}}\n")
+    with caplog.at_level(logging.WARNING):
+        assert load_config(path).cameras["a"].decode == "auto"
+    assert "keyframes_only: true is replaced by decode: auto" in caplog.text
+    path.write_text("mqtt: {host: h}\ncameras: {a: {url: x.mp4, keyframes_only: false}}\n")
+    assert load_config(path).cameras["a"].decode == "all"
+    path.write_text("mqtt: {host: h}\ncameras: {a: {url: x.mp4, keyframes_only: true, decode: all}}\n")
+    with pytest.raises(ConfigError, match="remove keyframes_only"):
+        load_config(path)
