@@ -6,6 +6,8 @@ camera beside it keeps its one result a second with no gap in ``seq``."""
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
 import signal
 import socket
@@ -238,3 +240,110 @@ def test_a_full_disk_under_the_spool_does_not_stop_the_results(
     text = b"".join(output).decode(errors="replace")
     assert code == 0, text[-2000:]
     assert text.count("cannot be written") == 1 and "Traceback" not in text
+
+
+def test_a_killed_daemon_is_marked_offline_by_its_last_will_and_retained_topics_stay(
+    tmp_path: Path, broker: Mosquitto, int8_model: Path
+) -> None:
+    """SIGKILL leaves no chance to say goodbye: the broker publishes the Last Will (offline).
+    A subscriber arriving afterwards gets the retained topics (availability, status, state,
+    discovery, stats), flagged retained, and no emotions document (those are not retained)."""
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"device_id: will\nstate_dir: {tmp_path / 'state'}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_s: 1}}\n"
+        f"model: {{path: {int8_model}}}\nhttp: null\ncameras: {{door: {{url: {clip}}}}}\n"
+    )
+    live = MqttCollector(broker.port, "fer-edge/#")
+    proc = _run_daemon(config, tmp_path / "daemon.log")
+    try:
+        wait_for(lambda: len(live.documents("/door/emotions")) >= 2, 60, "results")
+        wait_for(lambda: live.documents("will/stats"), 20, "stats")
+        assert live.payloads("/availability")[-1] == b"online"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_for(lambda: live.payloads("/availability")[-1] == b"offline", 30, "the Last Will")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        live.close()
+    late = MqttCollector(broker.port, "#")
+    try:
+        wait_for(lambda: any(t.endswith("/availability") for t, _p, _r in late.messages), 10, "retained")
+        wait_for(lambda: len({t for t, _p, _r in late.messages}) >= 7, 10, "every retained topic")
+        by_topic = {t: (p, r) for t, p, r in late.messages}
+    finally:
+        late.close()
+    assert by_topic["fer-edge/will/availability"] == (b"offline", True)
+    assert by_topic["fer-edge/will/door/status"][1] is True
+    assert json.loads(by_topic["fer-edge/will/door/state"][0])["faces"] >= 1
+    stats = json.loads(by_topic["fer-edge/will/stats"][0])
+    assert set(stats) >= {"ts", "uptime_s", "cameras", "spool", "publish_latency_ms"}
+    door = stats["cameras"]["door"]
+    assert set(door) >= {
+        "status", "decode_fps", "ticks", "skipped_ticks", "decode", "faces", "full_scans",
+        "scene_changes", "reconnects", "latency_ms",
+    }  # fmt: skip
+    assert set(stats["spool"]) == {"depth", "dropped", "recovered", "salvaged", "write_failures"}
+    assert {t for t in by_topic if t.startswith("homeassistant/")} and all(r for _p, r in by_topic.values())
+    assert not [t for t in by_topic if t.endswith("/emotions")]
+
+
+def test_reconnect_waits_grow_and_are_capped(caplog: pytest.LogCaptureFixture) -> None:
+    """A camera whose server refuses: the waits between attempts double from backoff_initial_s
+    and stop growing at backoff_max_s (each with +-20% jitter)."""
+    import logging
+    import random
+    import re
+
+    from fer_edge.daemon.config import CameraConfig
+    from fer_edge.daemon.ingest import CameraReader
+    from tests.servers import free_port
+
+    config = CameraConfig(
+        url=f"rtsp://127.0.0.1:{free_port()}/cam",  # nothing listens: refused at once
+        backoff_initial_s=0.1,
+        backoff_max_s=0.4,
+        open_timeout_s=2,
+    )
+    reader = CameraReader("refused", config, rng=random.Random(0))
+    with caplog.at_level(logging.INFO, logger="fer_edge.daemon.ingest"):
+        reader.start()
+        wait_for(lambda: reader.reconnects >= 6, 30, "six reconnect attempts")
+        reader.stop()
+        reader.join(timeout=10)
+    waits = [float(m) for m in re.findall(r"reconnecting in ([0-9.]+) s", caplog.text)][:6]
+    assert len(waits) == 6, caplog.text
+    expected = [0.1, 0.2, 0.4, 0.4, 0.4, 0.4]
+    for wait, base in zip(waits, expected, strict=True):
+        assert 0.8 * base - 0.05 <= wait <= 1.2 * base + 0.05, (waits, expected)
+    assert reader.status == "reconnecting"
+
+
+def test_a_slow_analysis_gets_the_newest_frame_never_a_backlog(tmp_path: Path) -> None:
+    """Analysis that takes longer than the interval: each take() gets the newest tick frame, the
+    ones it replaced are counted as missed, and nothing queues up."""
+    import time
+
+    from fer_edge.daemon.config import CameraConfig
+    from fer_edge.daemon.ingest import CameraReader
+
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=6, fps=10, gop_s=0.2)
+    reader = CameraReader("slow", CameraConfig(url=str(clip), interval_s=0.2, decode="all"))
+    reader.start()
+    try:
+        wait_for(lambda: reader.take() is not None, 30, "a first frame")
+        numbers = []
+        for _ in range(4):
+            time.sleep(1.0)  # a slow analysis: five tick frames arrive meanwhile
+            frame = reader.take()
+            assert frame is not None
+            numbers.append(frame.number)
+            assert reader.take() is None  # one frame at a time, never a queue
+    finally:
+        reader.stop()
+        reader.join(timeout=10)
+    steps = [b - a for a, b in itertools.pairwise(numbers)]
+    assert all(8 <= s <= 12 for s in steps), numbers  # 10 fps decoded: the newest, a second on
+    assert reader.missed_ticks >= 12  # the replaced tick frames are counted
