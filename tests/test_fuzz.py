@@ -153,3 +153,24 @@ def test_no_user_error_is_an_internal_error(
     assert code in DOCUMENTED, code
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "Traceback" not in err[0], err
+
+
+def test_a_bug_exits_70_through_the_command_line(tmp_path: Path) -> None:
+    """The one code no user error returns: a bug (here, an injected one) exits 70 from the real
+    command, with the traceback logged for the report."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "import fer_edge.commands as commands\n"
+        "def broken(args):\n"
+        "    raise ZeroDivisionError('an injected bug')\n"
+        "commands._predict = broken\n"
+        "from fer_edge.cli import main\n"
+        "sys.exit(main(['predict', 'photo.jpg']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 70, proc.stderr
+    assert "fer-edge predict failed unexpectedly" in proc.stderr
+    assert "ZeroDivisionError: an injected bug" in proc.stderr
