@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fer_edge.cli import main
@@ -104,16 +105,30 @@ def test_evaluate_json_to_stdout(
     assert report["split"] == "Training" and report["n"] == 840
 
 
-def test_resume_continues_from_the_last_epoch(fer_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    args = ("--limit", "140")
-    assert train_cli("seed-004-m2", fer_csv, out, *args, "--epochs", "1") == 0
-    state = json.loads((out / "checkpoints" / "state.json").read_text())
-    assert state["epoch"] == 1
-    assert train_cli("seed-004-m2", fer_csv, out, *args, "--epochs", "2", "--resume") == 0
-    history = json.loads((out / "history.json").read_text())
+def _weights(path: Path) -> list[np.ndarray]:
+    import keras
+
+    return [np.asarray(w) for w in keras.models.load_model(path).get_weights()]
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(fer_csv: Path, tmp_path: Path) -> None:
+    """Stopped after epoch 1 and resumed to 2, a run ends with the weights of a run that went to 2
+    at once with the same seed: same order, augmentation, optimizer state and schedule. (A resume
+    that restarted from fresh weights, or replayed epoch 0's batches, would not.)"""
+    args = ("--limit", "140", "--augment", "strong")
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert train_cli("seed-004-m2", fer_csv, straight, *args, "--epochs", "2") == 0
+    assert train_cli("seed-004-m2", fer_csv, stopped, *args, "--epochs", "1") == 0
+    assert json.loads((stopped / "checkpoints" / "state.json").read_text())["epoch"] == 1
+    after_one = _weights(stopped / "checkpoints" / "last.keras")
+    assert train_cli("seed-004-m2", fer_csv, stopped, *args, "--epochs", "2", "--resume") == 0
+    history = json.loads((stopped / "history.json").read_text())
     assert len(history["loss"]) == 2
-    assert json.loads((out / "checkpoints" / "state.json").read_text())["epoch"] == 2
+    assert json.loads((stopped / "checkpoints" / "state.json").read_text())["epoch"] == 2
+    resumed = _weights(stopped / "checkpoints" / "last.keras")
+    uninterrupted = _weights(straight / "checkpoints" / "last.keras")
+    assert max(float(np.abs(a - b).max()) for a, b in zip(resumed, uninterrupted, strict=True)) < 1e-5
+    assert max(float(np.abs(a - b).max()) for a, b in zip(resumed, after_one, strict=True)) > 1e-3
 
 
 def test_resume_without_checkpoint_is_missing_input(fer_csv: Path, tmp_path: Path) -> None:

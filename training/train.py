@@ -177,25 +177,65 @@ def _make_optimizer(recipe: Recipe) -> Any:
     raise UsageError(f"--optimizer {recipe.optimizer}: expected sgd, adam, adamw or adamax")
 
 
-def _dataset(x: np.ndarray, targets: np.ndarray, recipe: Recipe, seed: int, training: bool) -> Any:
-    """Batches of faces and target distributions (one-hot, or mixed with a teacher's)."""
+def _dataset(x: np.ndarray, targets: np.ndarray) -> Any:
+    """Selection batches: faces and their one-hot targets, in order."""
+    import tensorflow as tf
+
+    images = x.astype(np.float32)[..., np.newaxis]
+    ds = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32)))
+    return ds.batch(256).prefetch(tf.data.AUTOTUNE)
+
+
+def _training_dataset(
+    x: np.ndarray, targets: np.ndarray, recipe: Recipe, seed: int, first_epoch: int, epochs: int
+) -> tuple[Any, int]:
+    """Training batches for epochs ``first_epoch`` .. ``epochs - 1`` and the batches per epoch.
+
+    Epoch ``e``'s order is a permutation drawn from ``(seed, e)`` and each batch's augmentation is
+    seeded by its global step, so the stream depends only on the seed and the epoch: a run resumed
+    at epoch ``k`` sees exactly the batches an uninterrupted run saw from epoch ``k`` on.
+    """
     import tensorflow as tf
 
     from fer_edge.training.augment import make_augmenter
 
-    images = x.astype(np.float32)[..., np.newaxis]
-    ds = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32)))
-    if training:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(recipe.batch_size if training else 256)
-    augment = make_augmenter(recipe.augment, seed, recipe.eye_band_rate) if training else None
+    images = tf.constant(x.astype(np.float32)[..., np.newaxis])
+    labels = tf.constant(targets.astype(np.float32))
+    batch = recipe.batch_size
+    per_epoch = math.ceil(len(x) / batch)
+    orders = np.stack(
+        [np.random.default_rng([seed, epoch]).permutation(len(x)) for epoch in range(first_epoch, epochs)]
+    ).astype(np.int64)
+    starts = tf.constant(np.arange(first_epoch, epochs, dtype=np.int64) * per_epoch)
+
+    def epoch_batches(index: Any, order: Any) -> Any:
+        start = starts[index]
+        steps = tf.data.Dataset.range(per_epoch).map(lambda step: step + start)
+        return tf.data.Dataset.zip((steps, tf.data.Dataset.from_tensor_slices(order).batch(batch)))
+
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(orders), dtype=tf.int64), orders))
+    ds = ds.flat_map(epoch_batches).map(
+        lambda step, idx: (step, (tf.gather(images, idx), tf.gather(labels, idx))),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    augment = make_augmenter(recipe.augment, seed, recipe.eye_band_rate)
     if augment is not None:
-        ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda _step, pair: pair)
+    return ds.prefetch(tf.data.AUTOTUNE), per_epoch
+
+
+def _seed_generators(model: Any) -> list[Any]:
+    """Every random-number stream of the model's layers (dropout's, in the seed archs), in a
+    stable order. A ``.keras`` file does not keep where they stand, and a resumed run whose
+    dropout masks started over would leave the uninterrupted run's path."""
+    return [sg for layer in model._flatten_layers() for sg in getattr(layer, "_seed_generators", [])]
 
 
 class _RunState:
-    """Where a run stands (epoch, best selection accuracy, history), persisted for ``--resume``."""
+    """Where a run stands (epoch, best selection accuracy, history, the layers' random streams),
+    persisted for ``--resume``."""
 
     def __init__(self, out: Path) -> None:
         self.dir = out / "checkpoints"
@@ -204,15 +244,31 @@ class _RunState:
         self.epoch = 0
         self.best = -math.inf
         self.history: dict[str, list[float]] = {}
+        self.seeds: list[list[int]] = []
 
     def load(self) -> None:
         if not (self.file.exists() and self.last_model.exists()):
             raise MissingInputError(f"{self.dir}: no checkpoint to resume from (run without --resume first)")
         state = json.loads(self.file.read_text())
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
+        self.seeds = state.get("seed_generators", [])
 
-    def save(self) -> None:
-        write_json(self.file, {"epoch": self.epoch, "best": self.best, "history": self.history})
+    def save(self, model: Any) -> None:
+        import keras
+
+        self.seeds = [keras.ops.convert_to_numpy(sg.state).tolist() for sg in _seed_generators(model)]
+        write_json(
+            self.file,
+            {"epoch": self.epoch, "best": self.best, "history": self.history, "seed_generators": self.seeds},
+        )
+
+    def restore_seeds(self, model: Any) -> None:
+        generators = _seed_generators(model)
+        if len(generators) != len(self.seeds):
+            logger.warning("checkpoint has no random-stream state for this model: dropout starts over")
+            return
+        for generator, state in zip(generators, self.seeds, strict=True):
+            generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
 
 
 def _callbacks(
@@ -240,7 +296,7 @@ def _callbacks(
                 save_metadata(out / "model.keras", meta)
             with atomic_path(state.last_model) as tmp:
                 self.model.save(tmp)
-            state.save()
+            state.save(self.model)
             write_json(out / "history.json", state.history)
 
     callbacks: list[Any] = [
@@ -325,6 +381,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.resume:
         state.load()
         model = keras.models.load_model(state.last_model)
+        state.restore_seeds(model)
         logger.info(
             "resuming %s at epoch %d (best selection accuracy %.4f)",
             cfg.arch,
@@ -362,9 +419,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         logger.warning("no --backbone-weights given: the VGG16 backbone trains from scratch")
 
     if state.epoch < epochs:
+        batches, per_epoch = _training_dataset(x_train, targets, recipe, cfg.seed, state.epoch, epochs)
         model.fit(
-            _dataset(x_train, targets, recipe, cfg.seed, training=True),
-            validation_data=_dataset(x_sel, onehot[y_sel], recipe, cfg.seed, training=False),
+            batches,
+            steps_per_epoch=per_epoch,
+            validation_data=_dataset(x_sel, onehot[y_sel]),
             epochs=epochs,
             initial_epoch=state.epoch,
             shuffle=False,
