@@ -347,3 +347,60 @@ def test_a_slow_analysis_gets_the_newest_frame_never_a_backlog(tmp_path: Path) -
     steps = [b - a for a, b in itertools.pairwise(numbers)]
     assert all(8 <= s <= 12 for s in steps), numbers  # 10 fps decoded: the newest, a second on
     assert reader.missed_ticks >= 12  # the replaced tick frames are counted
+
+
+def test_sigterm_delivers_what_the_broker_has_not_acknowledged(
+    tmp_path: Path, broker: Mosquitto, int8_model: Path
+) -> None:
+    """Results wait unacknowledged while the broker is frozen (SIGSTOP); SIGTERM arrives, and the
+    broker thaws only once the daemon has begun to stop: the daemon waits for the acks and
+    delivers them before it exits, leaving its spool empty."""
+    import sqlite3
+    import time
+
+    clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3)
+    state = tmp_path / "state"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"device_id: flush\nstate_dir: {state}\n"
+        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, discovery: false}}\n"
+        f"model: {{path: {int8_model}}}\nhttp: null\ncameras: {{door: {{url: {clip}}}}}\n"
+    )
+
+    def spooled() -> int:
+        with sqlite3.connect(str(state / "spool.sqlite3"), timeout=5) as db:
+            return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
+    collector = MqttCollector(broker.port, "fer-edge/flush/door/emotions")
+    proc = _run_daemon(config, tmp_path / "daemon.log")
+    try:
+        wait_for(lambda: len(collector.documents("/emotions")) >= 2, 60, "results")
+        assert broker.proc is not None
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: spooled() >= 3, 30, "results waiting for the frozen broker")
+            proc.send_signal(signal.SIGTERM)
+            log = tmp_path / "daemon.log"
+            wait_for(
+                lambda: "stopping: draining results" in log.read_text(), 30, "the daemon to begin stopping"
+            )
+            stopping = time.monotonic()
+            # the fault itself: the broker stays frozen for the first second of the stop
+            wait_for(lambda: time.monotonic() - stopping > 1.0, 5, "a second of the stop")
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert spooled() == 0, "SIGTERM left results in the spool"
+    wait_for(
+        lambda: (
+            (seqs := sorted({int(d["seq"]) for d in collector.documents("/emotions")}))
+            and seqs == list(range(seqs[0], seqs[-1] + 1))
+            and len(seqs) >= 5
+        ),
+        20,
+        "every result, without a gap",
+    )
+    collector.close()
