@@ -119,7 +119,6 @@ def _stream_cpu(
     return (end - start) / seconds, steady
 
 
-STEADY_PASS = "pipeline_keyframes_1hz"  # the pass whose steady state is reported too
 # a stream pass: what to decode, the pipeline (None: decode only), full_scan_every
 StreamPass = tuple[DecodeMode, FacePipeline | None, int]
 
@@ -128,13 +127,14 @@ def median_stream_cpu(
     clip: Path, seconds: float, passes: dict[str, StreamPass], repeats: int
 ) -> dict[str, float]:
     """Median CPU seconds per stream second of each named pass, the passes interleaved: one pass
-    is a fraction of a CPU second, and the ratios between passes are what the figures are read for."""
+    is a fraction of a CPU second, and the ratios between passes are what the figures are read for.
+    A pass with a pipeline also gives ``<name>_steady``: from the end of its first analysis on."""
     samples: dict[str, list[float]] = {}
     for _ in range(repeats):
         for name, (decode, pipeline, every) in passes.items():
             total, steady = _stream_cpu(clip, seconds, decode, pipeline, every)
             samples.setdefault(name, []).append(total)
-            if name == STEADY_PASS:
+            if pipeline is not None:  # an analysing pass: its steady state too
                 samples.setdefault(f"{name}_steady", []).append(steady)
     return {name: statistics.median(values) for name, values in samples.items()}
 

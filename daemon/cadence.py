@@ -126,10 +126,6 @@ class TickSampler:
         self._last_t: float | None = None
         self.missed = 0  # scheduled slots that got no frame (a later frame stood for them)
 
-    def restart(self) -> None:
-        """A new connection: the schedule starts again at its first frame."""
-        self._anchor, self._last_t = None, None
-
     def take(self, t: float, spacing_s: float = 0.0) -> bool:
         """Whether the frame decoded at ``t`` (monotonic seconds) is a tick. ``spacing_s``: the
         usual time between decoded frames (:attr:`DecodePlan.spacing_s`); the frame nearest a

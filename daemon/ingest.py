@@ -147,8 +147,7 @@ class CameraReader(threading.Thread):
             stream = container.streams.video[0]
             configure_decoder(stream, self.config.decode)
             self.plan.reorders = bool(getattr(stream.codec_context, "has_b_frames", 0))
-            self.plan.restart()
-            self.sampler.restart()
+            self.plan.restart()  # stream timestamps start over; the tick schedule (wall clock) need not
             pace = _Pacer() if self._is_file() else None
             for frame, decode_ms in self._decode(container, stream):
                 if self._stop_event.is_set():

@@ -320,7 +320,7 @@ def test_a_browser_sees_the_cameras_faces_and_chart(stack: Stack, tmp_path: Path
     for name in CAMERAS:
         assert f'data-camera="{name}"' in dom, dom[:2000]
     assert dom.count('data-emotion="happy"') >= 2  # faces listed with their emotion
-    assert "<polyline" in dom and 'class="chart"' in dom  # the hour's chart is drawn
+    assert "<polygon" in dom and 'class="chart"' in dom  # the hour's chart is drawn
     assert 'class="status streaming"' in dom
     assert "snapshot.jpg?seq=" in dom
     shot = tmp_path / "page.png"

@@ -100,26 +100,34 @@ function drawChart(svg, history) {
   const x = (i) => ((i - first) / span) * width;
   const y = (share) => top + (1 - share) * (height - top - bottom);
   const minutes = Math.round((span * history.bucket_s) / 60);
-  const nodes = [
+  const nodes = [];
+  const labels = [
     el("svg:line", { class: "axis", x1: 0, x2: width, y1: y(0), y2: y(0) }),
     el("svg:line", { class: "axis top", x1: 0, x2: width, y1: y(1), y2: y(1) }),
     el("svg:text", { x: 2, y: height - 3 }, minutes >= 1 ? `-${minutes} min` : `-${span * history.bucket_s} s`),
     el("svg:text", { x: width - 22, y: height - 3 }, "now"),
     el("svg:text", { x: 2, y: top + 9 }, "100%"),
   ];
+  // stacked areas: at each step the emotions' shares fill the height (a step without faces is empty)
+  const below = new Array(count).fill(0);
   for (const label of LABELS) {
-    const points = [];
-    history.share[label].forEach((share, i) => {
-      if (share !== null && i >= first) points.push(`${x(i).toFixed(1)},${y(share).toFixed(1)}`);
-    });
-    if (points.length === 1) points.unshift(`${(x(count - 1) - 6).toFixed(1)},${points[0].split(",")[1]}`);
-    if (points.length) {
-      nodes.push(el("svg:polyline", {
-        points: points.join(" "), fill: "none", stroke: COLOURS[label], "stroke-width": 2, "data-emotion": label,
+    const upper = [], lower = [];
+    let drawn = false;
+    for (let i = first; i < count; i++) {
+      const share = history.share[label][i] || 0;
+      lower.push(`${x(i).toFixed(1)},${y(below[i]).toFixed(1)}`);
+      below[i] += share;
+      upper.push(`${x(i).toFixed(1)},${y(below[i]).toFixed(1)}`);
+      drawn = drawn || share > 0;
+    }
+    if (drawn) {
+      nodes.push(el("svg:polygon", {
+        points: [...upper, ...lower.reverse()].join(" "), fill: COLOURS[label], "fill-opacity": 0.85,
+        "data-emotion": label,
       }));
     }
   }
-  svg.replaceChildren(...nodes);
+  svg.replaceChildren(...nodes, ...labels); // axes and labels over the areas
 }
 
 async function refresh() {
