@@ -19,6 +19,7 @@ import email.policy
 import hmac
 import json
 import logging
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -95,14 +96,19 @@ def decode_upload(body: bytes, content_type: str) -> np.ndarray:
     return image
 
 
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: WebServer
     protocol_version = "HTTP/1.1"
     server_version = "fer-edge"
+    timeout = 30  # a client that stops sending mid-request gives its thread back after this
 
     # -- plumbing ---------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("http %s %s", self.address_string(), format % args)
+        line = _TOKEN_IN_QUERY.sub(r"\1***", format % args)  # the page's token is in its URL
+        logger.debug("http %s %s", self.address_string(), line)
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str, cache: bool = False) -> None:
         self.send_response(status)
