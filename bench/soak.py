@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,7 +23,14 @@ from typing import Any
 
 import yaml
 
-from fer_edge.daemon.loopback import Mosquitto, MqttCollector, RtspServer, daemon_command, wait_for
+from fer_edge.daemon.loopback import (
+    Mosquitto,
+    MqttCollector,
+    RtspServer,
+    daemon_command,
+    stop_process,
+    wait_for,
+)
 from fer_edge.daemon.multicam import FPS, make_clip, memory_mb
 
 CYCLE_S = 600.0  # each server drops once per cycle
@@ -105,12 +110,7 @@ def soak(minutes: float, cameras: int, workdir: Path, cycle_s: float = CYCLE_S) 
         time.sleep(30)
         stats = collector.documents("soak/stats")[-1]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process(proc, timeout=30)
         log.close()
         collector.close()
         for server in servers:

@@ -252,6 +252,18 @@ class MqttCollector:
         self.client.loop_stop()
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """Stop a daemon as systemd does: SIGTERM, then SIGKILL to its process group if it has not
+    exited within ``timeout``; returns its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=10)
+
+
 def daemon_command(config: Path) -> list[str]:
     """The daemon as the systemd unit starts it, under this Python."""
     return [sys.executable, "-m", "fer_edge.cli", "run", "--config", str(config)]

@@ -137,7 +137,14 @@ def run_cameras(
     chromium showing the page through the window, as a person at a 1280x900 screen would)."""
     import yaml
 
-    from fer_edge.daemon.loopback import MqttCollector, daemon_command, free_port, port_open, wait_for
+    from fer_edge.daemon.loopback import (
+        MqttCollector,
+        daemon_command,
+        free_port,
+        port_open,
+        stop_process,
+        wait_for,
+    )
 
     names = [f"cam{i:02d}" for i in range(count)]
     device = f"multi{count}"
@@ -185,12 +192,7 @@ def run_cameras(
         if browser is not None:
             os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(timeout=30)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process(proc, timeout=30)
         collector.close()
     rates = []
     for name in names:

@@ -307,13 +307,18 @@ def run_daemon(
 ) -> list[dict[str, Any]]:
     """Serve ``clip`` over RTSP, run ``fer-edge run`` on it against mosquitto for ``seconds`` of
     stream, and return every emotions document it published."""
-    import os
-    import signal
     import subprocess
 
     import yaml
 
-    from fer_edge.daemon.loopback import Mosquitto, MqttCollector, RtspServer, daemon_command, wait_for
+    from fer_edge.daemon.loopback import (
+        Mosquitto,
+        MqttCollector,
+        RtspServer,
+        daemon_command,
+        stop_process,
+        wait_for,
+    )
 
     with Mosquitto(workdir) as broker, RtspServer(None, workdir, fps=FPS, h264=clip) as rtsp:
         collector = MqttCollector(broker.port, "fer-edge/#")
@@ -350,12 +355,7 @@ def run_daemon(
                 interval=0.5,
             )
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+            stop_process(proc)
             log.close()
             collector.close()
         return collector.documents("/cam/emotions")

@@ -10,6 +10,7 @@ from fer_edge.daemon.loopback import (
     have_mosquitto,
     have_rtsp_server,
     port_open,
+    stop_process,
     wait_for,
 )
 
@@ -22,5 +23,6 @@ __all__ = [
     "have_mosquitto",
     "have_rtsp_server",
     "port_open",
+    "stop_process",
     "wait_for",
 ]

@@ -27,6 +27,7 @@ from tests.servers import (
     daemon_command,
     have_mosquitto,
     have_rtsp_server,
+    stop_process,
     wait_for,
 )
 
@@ -110,16 +111,6 @@ def _run_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(daemon_command(config), stdout=out, stderr=out, start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait(timeout=10)
-
-
 def _good_camera_keeps_time(collector: MqttCollector, count: int = 6) -> None:
     wait_for(lambda: len(collector.documents("/good/emotions")) >= count, 60, f"{count} results from good")
     seqs = [int(d["seq"]) for d in collector.documents("/good/emotions")]
@@ -145,7 +136,7 @@ def test_a_server_that_never_answers_or_answers_garbage(
         assert statuses and statuses[-1] == "reconnecting", statuses
         assert collector.documents("/bad/emotions") == []
     finally:
-        code = _stop(proc)
+        code = stop_process(proc)
         bad.close()
         collector.close()
     assert code == 0
@@ -186,7 +177,7 @@ def test_a_camera_that_stalls_mid_stream_is_reported_and_comes_back(
         assert [p.decode() for p in collector.payloads("/bad/status")][-1] == "streaming"
         assert proc.poll() is None
     finally:
-        code = _stop(proc)
+        code = stop_process(proc)
         camera.stop()
         collector.close()
     assert code == 0
@@ -234,7 +225,7 @@ def test_a_full_disk_under_the_spool_does_not_stop_the_results(
         seqs = [int(d["seq"]) for d in collector.documents("/cam/emotions")]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
     finally:
-        code = _stop(proc)
+        code = stop_process(proc)
         reader.join(timeout=5)
         collector.close()
     text = b"".join(output).decode(errors="replace")

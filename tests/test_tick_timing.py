@@ -10,8 +10,6 @@ only, which must say in stats that it gives one result per GOP.
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,6 +26,7 @@ from tests.servers import (
     daemon_command,
     have_mosquitto,
     have_rtsp_server,
+    stop_process,
     wait_for,
 )
 
@@ -110,13 +109,7 @@ def test_results_keep_time_on_short_and_long_gops(
                 if name != "long_gop_keyframes":
                     assert max(gaps) < 1.5, (name, gaps)  # never a second without a result
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                code = proc.wait(timeout=10)
+            code = stop_process(proc)
             collector.close()
     assert code == 0, log.read_text()[-2000:]
     assert 0.95 <= rates["short_gop"] <= 1.05, rates

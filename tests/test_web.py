@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
-import signal
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from tests.servers import (
     have_mosquitto,
     have_rtsp_server,
     port_open,
+    stop_process,
     wait_for,
 )
 
@@ -148,16 +147,6 @@ def _start_daemon(
     return proc, log
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def model() -> Path:
     if not BUNDLED_MODEL.exists():
@@ -189,7 +178,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator[Sta
                 wait_for(lambda n=name: collector.payloads(f"/{n}/emotions"), 60, f"a result from {name}")
             yield Stack(port, collector, proc)
         finally:
-            code = _stop(proc)
+            code = stop_process(proc)
             collector.close()
             for server in servers:
                 server.stop()
@@ -359,4 +348,4 @@ def test_snapshots_off_turns_every_image_endpoint_off(tmp_path: Path, model: Pat
             assert state["snapshots"] is False
             stack.collector.close()
         finally:
-            assert _stop(proc) == 0, log.read_text()[-2000:]
+            assert stop_process(proc) == 0, log.read_text()[-2000:]
