@@ -230,15 +230,31 @@ class WebServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    MAX_CONNECTIONS = 32  # a thread each; beyond, new connections are closed at once
 
     def __init__(self, config: HttpConfig, backend: WebBackend) -> None:
         self.config, self.backend = config, backend
+        self._slots = threading.BoundedSemaphore(self.MAX_CONNECTIONS)
         self._assets: dict[str, bytes] = {}
         host = config.host.strip("[]")
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, config.port), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, up to :attr:`MAX_CONNECTIONS`: a client that opens hundreds
+        must not starve the box of threads (each waits up to the handler's timeout)."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def url(self) -> str:

@@ -349,3 +349,41 @@ def test_snapshots_off_turns_every_image_endpoint_off(tmp_path: Path, model: Pat
             stack.collector.close()
         finally:
             assert stop_process(proc) == 0, log.read_text()[-2000:]
+
+
+def test_connections_beyond_the_cap_are_closed_and_the_server_goes_on() -> None:
+    """Idle connections hold a thread each until the handler's timeout; past the cap, a new one
+    is closed at once, and once they go the server answers again."""
+    import socket
+
+    from fer_edge.daemon.config import HttpConfig
+    from fer_edge.daemon.web import WebBackend, WebServer
+
+    backend = WebBackend(
+        state=lambda: {"cameras": {}},
+        snapshot=lambda _c: None,
+        cameras=lambda: [],
+        analyze=lambda _i: {},
+        healthy=lambda: True,
+        metrics=None,
+    )
+    server = WebServer(HttpConfig(port=free_port()), backend)
+    server.start()
+    idle = []
+    try:
+        for _ in range(WebServer.MAX_CONNECTIONS):
+            idle.append(socket.create_connection(server.server_address, timeout=5))
+        wait_for(lambda: server._slots._value == 0, 10, "every slot taken")  # type: ignore[attr-defined]
+        extra = socket.create_connection(server.server_address, timeout=5)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert extra.recv(100) == b""  # closed without an answer
+        extra.close()
+    finally:
+        for conn in idle:
+            conn.close()
+    wait_for(lambda: server._slots._value == WebServer.MAX_CONNECTIONS, 10, "the slots to come back")  # type: ignore[attr-defined]
+    conn = http.client.HTTPConnection(*server.server_address, timeout=5)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200
+    conn.close()
+    server.stop()
