@@ -68,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from fer_edge.metadata import set_command
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    set_command(sys.argv[1:] if argv is None else argv)
     _setup_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

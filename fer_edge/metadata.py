@@ -7,9 +7,11 @@ never has to be guessed at.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,9 +57,44 @@ def metadata_path(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".json")
 
 
+def portable_path(value: str | Path) -> str:
+    """A path as provenance may keep it: relative to the working directory when it lies inside
+    it, else the file's name with a short content hash (a file) or its name alone. Never the
+    training machine's absolute paths or home directory, which mean nothing anywhere else."""
+    path = Path(value).expanduser()
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        pass
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        return f"{path.name}@sha256:{digest.hexdigest()[:12]}"
+    return path.name
+
+
+def _portable_argument(argument: str) -> str:
+    flag, equals, value = argument.partition("=") if argument.startswith("--") else ("", "", argument)
+    if value.startswith(("/", "~")):
+        value = portable_path(value)
+    return f"{flag}{equals}{value}"
+
+
+_COMMAND: list[str] | None = None  # the arguments ``fer_edge.cli.main`` was given
+
+
+def set_command(arguments: Sequence[str]) -> None:
+    """Remember the command's arguments (``main`` may be called with others than ``sys.argv``)."""
+    global _COMMAND
+    _COMMAND = list(arguments)
+
+
 def current_command() -> str:
-    """The command line that is running, for provenance."""
-    return shlex.join(["fer-edge", *sys.argv[1:]])
+    """The command line that is running, for provenance, with its paths made portable."""
+    arguments = _COMMAND if _COMMAND is not None else sys.argv[1:]
+    return shlex.join(["fer-edge", *(_portable_argument(a) for a in arguments)])
 
 
 def now_iso() -> str:

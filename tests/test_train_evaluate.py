@@ -129,6 +129,10 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(fer_csv: Path, tmp_pat
     uninterrupted = _weights(straight / "checkpoints" / "last.keras")
     assert max(float(np.abs(a - b).max()) for a, b in zip(resumed, uninterrupted, strict=True)) < 1e-5
     assert max(float(np.abs(a - b).max()) for a, b in zip(resumed, after_one, strict=True)) > 1e-3
+    # provenance without the training machine's paths: names (and content hashes) only
+    metadata = (straight / "model.json").read_text()
+    assert str(tmp_path) not in metadata and str(Path.home()) + "/" not in metadata
+    assert f"{fer_csv.name}@sha256:" in json.loads(metadata)["command"]
 
 
 def test_resume_without_checkpoint_is_missing_input(fer_csv: Path, tmp_path: Path) -> None:

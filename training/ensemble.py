@@ -14,7 +14,13 @@ from typing import Any
 
 from fer_edge.atomic import atomic_path
 from fer_edge.errors import DataError, MissingInputError, UsageError
-from fer_edge.metadata import ModelMetadata, current_command, load_metadata, save_metadata
+from fer_edge.metadata import (
+    ModelMetadata,
+    current_command,
+    load_metadata,
+    portable_path,
+    save_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +70,7 @@ def build_ensemble(models: list[str], out: str) -> dict[str, Any]:
         training={
             "ensemble_of": [
                 {
-                    "model": str(path),
+                    "model": portable_path(path),
                     "arch": meta.arch,
                     "selection_accuracy": meta.metrics.get("selection_accuracy"),
                     "command": meta.command,
