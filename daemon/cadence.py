@@ -108,9 +108,12 @@ class DecodePlan:
         if self.mode == "keyframes" or not self._chain:
             return False  # without its references, a P frame decodes to garbage
         doing = self.doing
-        if doing in ("measuring", "all") or t is None or self._last_key is None:
+        if doing == "all" or t is None or self._last_key is None:
             return True
-        if doing == "keyframes":
+        if doing in ("measuring", "keyframes"):
+            # until the second key frame tells the GOP, key frames alone: a GOP that turns out
+            # long loses a tick or two at start; decoding every frame to find out cost as much
+            # as a minute of key frames
             return False
         run = (self.gop_s or 0.0) - RUN_MARGIN * self.interval_s
         return t - self._last_key <= run

