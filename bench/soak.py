@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from fer_edge.daemon.loopback import (
     wait_for,
 )
 from fer_edge.daemon.multicam import FPS, make_clip, memory_mb
+from fer_edge.daemon.payloads import parse_iso
 
 CYCLE_S = 600.0  # each server drops once per cycle
 SERVER_OUTAGE_S = 20.0
@@ -53,10 +53,6 @@ def schedule(minutes: float, cameras: int, cycle_s: float = CYCLE_S) -> list[tup
     for cycle in broker_cycles:
         events.append((cycle * cycle_s + 0.75 * cycle_s + 10, "broker", -1))
     return sorted(e for e in events if e[0] + BROKER_OUTAGE_S < minutes * 60)
-
-
-def _stamp(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def soak(minutes: float, cameras: int, workdir: Path, cycle_s: float = CYCLE_S) -> dict[str, Any]:
@@ -133,7 +129,7 @@ def summarise(
         seqs = sorted({int(d["seq"]) for d in docs})
         lost[name] = (seqs[-1] - seqs[0] + 1 - len(seqs)) if seqs else 0
         results[name] = len(seqs)
-        stamps[name] = sorted(_stamp(d["frame_ts"]) for d in docs)
+        stamps[name] = sorted(parse_iso(d["frame_ts"]) for d in docs)
     for name, at in returns:
         later = [s for s in stamps[name] if s > at]
         back.append(round(later[0] - at, 1) if later else None)

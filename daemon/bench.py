@@ -22,7 +22,7 @@ from fer_edge.daemon.cadence import DecodeMode, DecodePlan, TickSampler
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
 from fer_edge.daemon.detect import create_detector
-from fer_edge.daemon.ingest import configure_decoder, frame_luma, packet_seconds
+from fer_edge.daemon.ingest import configure_decoder, frame_luma, planned_frames
 from fer_edge.daemon.pipeline import Analysis, FacePipeline
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker
@@ -89,15 +89,12 @@ def analyse_stream(
     with av.open(str(clip)) as container:
         stream = container.streams.video[0]
         configure_decoder(stream, decode)
-        for packet in container.demux(stream):
-            if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet)):
-                continue
-            for frame in packet.decode():
-                if sampler.take(frame.time or 0.0, plan.spacing_s) and pipeline is not None:
-                    luma, video_range = frame_luma(frame)
-                    analyses.append(pipeline.analyse(luma, tracker, planner, video_range))
-                    if marks is not None:
-                        marks.append(time.process_time())
+        for frame, _ms in planned_frames(container, stream, plan):
+            if sampler.take(frame.time or 0.0, plan.spacing_s) and pipeline is not None:
+                luma, video_range = frame_luma(frame)
+                analyses.append(pipeline.analyse(luma, tracker, planner, video_range))
+                if marks is not None:
+                    marks.append(time.process_time())
     return analyses
 
 

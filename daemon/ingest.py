@@ -149,7 +149,7 @@ class CameraReader(threading.Thread):
             self.plan.reorders = bool(getattr(stream.codec_context, "has_b_frames", 0))
             self.plan.restart()  # stream timestamps start over; the tick schedule (wall clock) need not
             pace = _Pacer() if self._is_file() else None
-            for frame, decode_ms in self._decode(container, stream):
+            for frame, decode_ms in planned_frames(container, stream, self.plan, self._alive):
                 if self._stop_event.is_set():
                     break
                 if pace is not None:
@@ -169,20 +169,8 @@ class CameraReader(threading.Thread):
                     self._set_status("streaming")
         return got
 
-    def _decode(
-        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream
-    ) -> Iterator[tuple[av.VideoFrame, float]]:
-        """The frames of the packets the plan decodes, each with its packet's decoding time
-        (network waits excluded)."""
-        for packet in container.demux(stream):
-            self.last_frame_monotonic = time.monotonic()
-            if packet.size and not self.plan.decide(packet.is_keyframe, packet_seconds(packet)):
-                continue
-            start = time.perf_counter()
-            frames = packet.decode()
-            elapsed = (time.perf_counter() - start) * 1000.0
-            for frame in frames:
-                yield frame, elapsed
+    def _alive(self) -> None:
+        self.last_frame_monotonic = time.monotonic()  # a stream that sends packets is not stalled
 
     def _offer(self, frame: av.VideoFrame, decode_ms: float) -> None:
         """Count a decoded frame, and keep it if it is a tick."""
@@ -198,6 +186,26 @@ class CameraReader(threading.Thread):
         if status != self._status:
             self._status = status
             self._on_status(self.camera, status)
+
+
+def planned_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    plan: DecodePlan,
+    on_packet: Callable[[], None] | None = None,
+) -> Iterator[tuple[av.VideoFrame, float]]:
+    """The frames of the packets ``plan`` decodes, each with its packet's decoding time in ms
+    (network waits excluded); ``on_packet`` hears of every packet received, decoded or not."""
+    for packet in container.demux(stream):
+        if on_packet is not None:
+            on_packet()
+        if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet)):
+            continue
+        start = time.perf_counter()
+        frames = packet.decode()
+        elapsed = (time.perf_counter() - start) * 1000.0
+        for frame in frames:
+            yield frame, elapsed
 
 
 def packet_seconds(packet: av.Packet) -> float | None:

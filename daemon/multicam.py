@@ -21,11 +21,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fer_edge.daemon.payloads import parse_iso
 
 FPS, WIDTH, HEIGHT = 25, 1920, 1080
 
@@ -95,7 +96,7 @@ def _floor_main(url: str, warmup_s: float, seconds: float) -> None:
     import av
 
     from fer_edge.daemon.cadence import DecodePlan
-    from fer_edge.daemon.ingest import configure_decoder, packet_seconds
+    from fer_edge.daemon.ingest import configure_decoder, planned_frames
 
     plan = DecodePlan("keyframes", 1.0)
     with av.open(url, options={"rtsp_transport": "tcp"}, timeout=(10, 10)) as container:
@@ -103,9 +104,7 @@ def _floor_main(url: str, warmup_s: float, seconds: float) -> None:
         configure_decoder(stream, "keyframes")
         began = time.monotonic()
         start_cpu = start_wall = None
-        for packet in container.demux(stream):
-            if packet.size and plan.decide(packet.is_keyframe, packet_seconds(packet)):
-                packet.decode()
+        for _frame, _ms in planned_frames(container, stream, plan):  # once a key frame
             now = time.monotonic()
             if start_wall is None and now - began >= warmup_s:
                 start_cpu, start_wall = time.process_time(), now
@@ -116,10 +115,6 @@ def _floor_main(url: str, warmup_s: float, seconds: float) -> None:
 
 
 # --- N cameras ---------------------------------------------------------------------------------
-
-
-def _stamp(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def run_cameras(
@@ -196,7 +191,7 @@ def run_cameras(
         collector.close()
     rates = []
     for name in names:
-        stamps = [_stamp(d["frame_ts"]) for d in collector.documents(f"/{name}/emotions")]
+        stamps = [parse_iso(d["frame_ts"]) for d in collector.documents(f"/{name}/emotions")]
         rates.append(sum(wall0 <= s < wall1 for s in stamps) / (wall1 - wall0))
     cams = stats["cameras"].values()
     return {

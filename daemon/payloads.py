@@ -21,6 +21,11 @@ def iso_ms(ts: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def parse_iso(value: str) -> float:
+    """``iso_ms``'s inverse: a contract timestamp (``...Z``) as seconds since the epoch."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 @dataclass(frozen=True)
 class Topics:
     base: str

@@ -26,7 +26,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,13 +291,12 @@ def summarise(
 
 
 def ticks_from_documents(documents: list[dict[str, Any]]) -> list[Tick]:
-    from datetime import timezone
+    from fer_edge.daemon.payloads import parse_iso
 
     ticks = []
     for doc in documents:
-        moment = datetime.strptime(doc["frame_ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
         faces = [(tuple(f["box"]), f.get("emotion")) for f in doc.get("faces", [])]
-        ticks.append(Tick(moment.timestamp(), faces))  # type: ignore[arg-type]
+        ticks.append(Tick(parse_iso(doc["frame_ts"]), faces))  # type: ignore[arg-type]
     return ticks
 
 

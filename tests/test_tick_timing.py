@@ -12,13 +12,13 @@ from __future__ import annotations
 import itertools
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_image, render_frame
+from fer_edge.daemon.payloads import parse_iso
 from tests.servers import (
     Mosquitto,
     MqttCollector,
@@ -39,10 +39,6 @@ pytestmark = [
 
 FPS, WIDTH, HEIGHT = 10, 320, 180
 WARM_UP, MEASURED = 3, 16  # results skipped while the GOP is measured; results then timed
-
-
-def _seconds(iso: object) -> float:
-    return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
 
 
 @pytest.fixture
@@ -103,7 +99,7 @@ def test_results_keep_time_on_short_and_long_gops(
                 docs = collector.documents(f"/{name}/emotions")
                 seqs = [int(d["seq"]) for d in docs]
                 assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), (name, seqs)
-                times = [_seconds(d["frame_ts"]) for d in docs[WARM_UP:]]
+                times = [parse_iso(d["frame_ts"]) for d in docs[WARM_UP:]]
                 rates[name] = (len(times) - 1) / (times[-1] - times[0])
                 gaps = [b - a for a, b in itertools.pairwise(times)]
                 if name != "long_gop_keyframes":

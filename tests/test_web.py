@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.dashboard import EmotionHistory
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_image, render_frame
+from fer_edge.daemon.payloads import parse_iso
 from fer_edge.daemon.web import ApiError, decode_upload
 from tests.servers import (
     Mosquitto,
@@ -244,10 +244,6 @@ def test_analyze_says_the_astronaut_is_happy(stack: Stack) -> None:
     assert stack.request("POST", "/api/analyze", jpeg.tobytes(), {"Content-Type": "image/jpeg"})[0] == 401
 
 
-def _stamp(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
 @pytest.mark.integration
 def test_uploads_do_not_hold_up_the_cameras(stack: Stack) -> None:
     """Three clients upload 1080p images back to back for ~12 s; each camera still publishes one
@@ -282,7 +278,7 @@ def test_uploads_do_not_hold_up_the_cameras(stack: Stack) -> None:
         docs = stack.collector.documents(f"/{name}/emotions")[before[name] :]
         seqs = [int(d["seq"]) for d in docs]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
-        stamps = [_stamp(d["frame_ts"]) for d in docs]
+        stamps = [parse_iso(d["frame_ts"]) for d in docs]
         rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         assert 0.9 <= rate <= 1.1, (name, rate)
 
