@@ -42,23 +42,81 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"  {name:<14} accuracy={row['accuracy']:.4f} ({row['delta']:+.4f})")
 
 
-# -- train -------------------------------------------------------------------------------------
+# -- train, teach, distill: one training loop, three spellings ---------------------------------
+
+# What ``teach`` and ``distill`` preset; every value can still be given on the command line.
+TRAIN_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "train": ("train an architecture on a dataset (any Keras backend)", {}),
+    "teach": (
+        "train the VGG-style teacher for distill: train --arch vgg-teacher (meant for a GPU)",
+        {"arch": "vgg-teacher", "seed": 1},
+    ),
+    "distill": (
+        "train an edge model that matches teachers on every augmented face: train --arch edge "
+        "--teacher ... with the bundled model's recipe",
+        {
+            "arch": "edge",
+            "batch_size": 128,
+            "eye_band_rate": 0.3,
+            "label_smoothing": 0.0,
+            "distill_temperature": 1.0,
+            "seed": 1,
+        },
+    ),
+}
+# TrainConfig fields the parser fills (everything but data, out and the cache).
+TRAIN_FIELDS = (
+    "epochs",
+    "time_budget",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "schedule",
+    "warmup",
+    "patience",
+    "label_smoothing",
+    "augment",
+    "class_weights",
+    "weight_decay",
+    "eye_band_rate",
+    "seed",
+    "resume",
+    "drop_classes",
+    "limit",
+    "backbone_weights",
+    "width",
+    "init_from",
+    "teachers",
+    "distill_weight",
+    "distill_temperature",
+)
 
 
-def _add_train(sub: Any, add_common: AddCommon) -> None:
-    p = sub.add_parser("train", help="train an architecture on a dataset")
+def _add_training(sub: Any, name: str) -> None:
+    """One parser per spelling; they differ only in their defaults (``TRAIN_PRESETS``)."""
+    help_text, preset = TRAIN_PRESETS[name]
+    p = sub.add_parser(name, help=help_text, description=help_text)
     p.add_argument(
         "--arch",
-        required=True,
-        help="edge (the product's model), seed-002, seed-001, seed-001-vgg16, seed-004-m1 or seed-004-m2",
+        required="arch" not in preset,
+        help="edge (the product's model), vgg-teacher, seed-002, seed-001, seed-001-vgg16, "
+        "seed-004-m1 or seed-004-m2",
     )
     p.add_argument("--data", required=True, help="FER2013 .csv/.csv.gz or an image folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--epochs", type=int)
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="epochs to train (default: the architecture's recipe)")
+    length.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="train this long instead (wall clock); a cosine schedule runs over it",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw", "adamax"])
-    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--lr", type=float, dest="learning_rate", help="the (peak) learning rate")
     p.add_argument("--schedule", choices=["none", "plateau", "cosine"])
+    p.add_argument("--warmup", type=int, help="cosine: epochs of linear warm-up (default 5)")
     p.add_argument("--patience", type=int, help="early stopping patience (0: off)")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--augment", choices=["none", "basic", "strong"])
@@ -67,7 +125,7 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     p.add_argument(
         "--eye-band-rate",
         type=float,
-        help="share of faces given a glasses-like band over the eyes by --augment strong (default 0.15)",
+        help="share of faces given a glasses-like band over the eyes by --augment strong",
     )
     p.add_argument(
         "--drop-class",
@@ -84,6 +142,7 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     )
     p.add_argument("--limit", type=int, help="train on at most this many faces (quick runs)")
     p.add_argument("--backbone-weights", help="VGG16 *_notop.h5 weights for seed-001-vgg16")
+    p.add_argument("--width", type=int, help="edge: channels of its first stage (default 32)")
     p.add_argument(
         "--init-from",
         metavar="MODEL.keras",
@@ -91,22 +150,39 @@ def _add_train(sub: Any, add_common: AddCommon) -> None:
     )
     p.add_argument(
         "--teacher",
+        action="append",
+        default=[],
+        dest="teachers",
+        required=name == "distill",
         metavar="MODEL",
-        help="also learn from this trained .keras or .tflite model's probabilities "
-        "(distillation, e.g. from an ensemble); give it again with --resume",
+        help="also learn from this trained .keras or .tflite model's probabilities of each augmented "
+        "face (repeat: their mean teaches); give them again with --resume",
     )
     p.add_argument(
         "--distill-weight",
+        "--teacher-weight",
         type=float,
-        help="share of each target taken from the teacher, in (0, 1] (default 0.5)",
+        help="share of each target taken from the teachers, in (0, 1] (default 0.5)",
     )
     p.add_argument(
         "--distill-temperature",
         type=float,
-        help="softmax temperature applied to the teacher's probabilities (default 2)",
+        help="softmax temperature applied to the teachers' probabilities (default 2; distill: 1)",
     )
     p.add_argument("--json", help="also write the final report here ('-' for stdout)")
-    p.set_defaults(handler=_train)
+    p.set_defaults(handler=_train, **preset)
+
+
+def _add_train(sub: Any, add_common: AddCommon) -> None:
+    _add_training(sub, "train")
+
+
+def _add_teach(sub: Any, add_common: AddCommon) -> None:
+    _add_training(sub, "teach")
+
+
+def _add_distill(sub: Any, add_common: AddCommon) -> None:
+    _add_training(sub, "distill")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -115,106 +191,11 @@ def _train(args: argparse.Namespace) -> int:
 
     get_arch(args.arch)  # an unknown --arch is a usage error before any data is read
     cache = _cache_dir(args)
-    fields = {
-        k: getattr(args, k)
-        for k in (
-            "epochs",
-            "batch_size",
-            "optimizer",
-            "learning_rate",
-            "schedule",
-            "patience",
-            "label_smoothing",
-            "augment",
-            "class_weights",
-            "weight_decay",
-            "eye_band_rate",
-            "seed",
-            "resume",
-            "drop_classes",
-            "limit",
-            "backbone_weights",
-            "init_from",
-            "teacher",
-        )
-    }
+    fields = {k: getattr(args, k) for k in TRAIN_FIELDS if getattr(args, k) is not None}
     for name in ("distill_weight", "distill_temperature"):
-        value = getattr(args, name)
-        if value is not None:
-            if args.teacher is None:
-                raise UsageError(f"--{name.replace('_', '-')} needs --teacher")
-            fields[name] = value
+        if name in fields and not args.teachers:
+            raise UsageError(f"--{name.replace('_', '-')} needs --teacher")
     report = train(TrainConfig(arch=args.arch, data=args.data, out=args.out, cache_dir=cache, **fields))
-    _print_summary(report)
-    if args.json:
-        write_json(args.json, report)
-    return 0
-
-
-# -- teach / distill (any Keras backend: GPU boxes without TensorFlow) ---------------------------
-
-
-def _add_accelerated_common(p: Any) -> None:
-    p.add_argument("--data", required=True, help="FER2013 .csv/.csv.gz or an image folder")
-    p.add_argument("--out", required=True, help="output folder")
-    length = p.add_mutually_exclusive_group(required=True)
-    length.add_argument("--epochs", type=int)
-    length.add_argument(
-        "--time-budget", type=float, metavar="SECONDS", help="train this long (wall clock); cosine over it"
-    )
-    p.add_argument("--lr", type=float, default=0.05, dest="learning_rate", help="peak (default 0.05)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--eye-band-rate", type=float, default=0.3, help="share of faces given the band (0.3)")
-    p.add_argument("--warmup", type=int, default=5, help="epochs of linear warm-up (default 5)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--limit", type=int, help="train on at most this many faces (quick runs)")
-    p.add_argument("--cache-dir", help="where decoded datasets are cached ('none' disables)")
-    p.add_argument("--json", help="also write the final report here ('-' for stdout)")
-
-
-def _add_teach(sub: Any, add_common: AddCommon) -> None:
-    p = sub.add_parser(
-        "teach",
-        help="train the VGG-style teacher for fer-edge distill (any Keras backend; meant for a GPU)",
-    )
-    _add_accelerated_common(p)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.set_defaults(handler=_accelerated)
-
-
-def _add_distill(sub: Any, add_common: AddCommon) -> None:
-    p = sub.add_parser(
-        "distill",
-        help="train an edge model that matches teachers on every augmented face (any Keras backend)",
-    )
-    _add_accelerated_common(p)
-    p.add_argument(
-        "--teacher",
-        action="append",
-        required=True,
-        dest="teachers",
-        metavar="MODEL.keras",
-        help="a trained teacher (repeat: their mean teaches)",
-    )
-    p.add_argument(
-        "--teacher-weight",
-        type=float,
-        default=0.5,
-        help="share of each target taken from the teachers, in (0, 1] (default 0.5)",
-    )
-    p.add_argument("--width", type=int, default=32, help="edge width (default 32)")
-    p.set_defaults(handler=_accelerated)
-
-
-def _accelerated(args: argparse.Namespace) -> int:
-    cache = _cache_dir(args)
-    names = ["epochs", "time_budget", "learning_rate", "batch_size", "weight_decay", "eye_band_rate"]
-    names += ["warmup", "seed", "limit", "label_smoothing", "teachers", "teacher_weight", "width"]
-    fields = {k: getattr(args, k) for k in names if hasattr(args, k)}
-    from fer_edge.training.accelerated import AcceleratedConfig, run_accelerated
-
-    report = run_accelerated(AcceleratedConfig(data=args.data, out=args.out, cache_dir=cache, **fields))
     _print_summary(report)
     if args.json:
         write_json(args.json, report)

@@ -67,12 +67,17 @@ def portable_path(value: str | Path) -> str:
     except (ValueError, OSError):
         pass
     if path.is_file():
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        return f"{path.name}@sha256:{digest.hexdigest()[:12]}"
+        return f"{path.name}@sha256:{content_hash(path)}"
     return path.name
+
+
+def content_hash(path: str | Path) -> str:
+    """The first 12 hex digits of a file's SHA-256: names a file's content wherever it lies."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def _portable_argument(argument: str) -> str:

@@ -82,12 +82,8 @@ def calibrate_cli(keras_model: Path, data: Path, mode: str, out: Path, *extra: s
 
 
 def train_cli(arch: str, data: Path, out: Path, *extra: str) -> int:
-    """Run ``fer-edge -q train`` in-process without a dataset cache; returns its exit code."""
-    from fer_edge.cli import main
-
-    return main(
-        ["-q", "train", "--arch", arch, "--data", str(data), "--out", str(out), "--cache-dir", "none", *extra]
-    )
+    """Run ``fer-edge -q train --arch ARCH`` in-process without a dataset cache; returns its exit code."""
+    return training_cli("train", data, out, "--arch", arch, *extra)
 
 
 def ensemble_cli(out: Path, *models: str | Path) -> int:
@@ -97,8 +93,9 @@ def ensemble_cli(out: Path, *models: str | Path) -> int:
     return main(["-q", "ensemble", *(a for m in models for a in ("--model", str(m))), "--out", str(out)])
 
 
-def accelerated_cli(command: str, data: Path, out: Path, *extra: str) -> int:
-    """Run ``fer-edge -q teach`` or ``distill`` in-process without a dataset cache; returns its exit code."""
+def training_cli(command: str, data: Path, out: Path, *extra: str) -> int:
+    """Run ``fer-edge -q train``, ``teach`` or ``distill`` in-process without a dataset cache;
+    returns its exit code."""
     from fer_edge.cli import main
 
     return main(["-q", command, "--data", str(data), "--out", str(out), "--cache-dir", "none", *extra])

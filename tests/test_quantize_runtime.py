@@ -164,3 +164,26 @@ def test_edgetpu_refuses_a_flatbuffer_with_float_ops(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not quantised" in err[0] and "CONV_2D" in err[0]
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+@pytest.mark.parametrize("name", ["fer-edge-int8.json", "fer-edge-float16.json"])
+def test_bundled_metadata_names_no_path_of_the_machine_that_made_it(name: str) -> None:
+    """Provenance travels with the model: names, relative paths and content hashes, never an
+    absolute path or a home directory that means nothing on a camera box."""
+    from fer_edge.cli import BUNDLED_MODEL
+
+    meta = json.loads((BUNDLED_MODEL.parent / name).read_text())
+    words = [w for s in _strings(meta) for w in s.replace("=", " ").split()]
+    assert words, "no provenance at all"
+    assert [w for w in words if w.startswith(("/", "~"))] == []
+    assert any("@sha256:" in w for w in words)  # the dataset, named by its content

@@ -27,6 +27,7 @@ class Recipe:
     batch_size: int = 64
     epochs: int = 30
     schedule: str = "none"  # none | plateau | cosine
+    warmup: int = 5  # cosine: epochs of linear warm-up
     patience: int = 10  # early stopping, epochs without a better selection accuracy
     label_smoothing: float = 0.0
     augment: str = "none"  # none | basic | strong

@@ -1,109 +1,168 @@
-"""Training-time augmentation on batches of raw gray faces (float32, 0..255, N x S x S x 1).
+"""Training-time augmentation: one Keras layer of backend-neutral ops, the only augmenter.
 
 ``basic`` is the seeds' flip/rotate/shift/zoom; ``strong`` adds shear, contrast, the conditions the
 product must withstand (low light, a glasses-like band over the eyes, head tilt up to the
 robustness report's angle) and random erasing. All geometry is composed into ONE affine warp per
-face: chaining Keras' RandomRotation/Zoom/Shear/Translation layers resamples four times and trains
-the model on blurred faces it never sees at serving time. Draws are stateless, seeded by
-``(seed, batch index)``, so a run is reproducible.
+face: chaining rotation, zoom, shear and translation layers resamples four times and trains the
+model on blurred faces it never sees at serving time.
+
+The layer is written in ``keras.ops`` and ``keras.random`` only, so the same code augments on
+TensorFlow here and on JAX or PyTorch on a GPU box, inside the training graph: faces never leave
+the accelerator to be augmented, and a teacher in the same graph scores exactly the face the
+student sees. Its draws come from a :class:`keras.random.SeedGenerator` whose state a checkpoint
+keeps, so a resumed run draws what an uninterrupted one would have drawn.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-import tensorflow as tf
+import keras
+import numpy as np
+from keras import layers, ops
 
-from fer_edge.training.augment_ranges import GEOMETRY, PHOTOMETRIC, GeometryRanges, affine_transforms
+from fer_edge.training.robustness import BAND_VALUE, EYE_BAND, TILT_DEGREES
 
 AUGMENTS = ("none", "basic", "strong")
-Augmenter = Callable[[tf.Tensor, tuple[tf.Tensor, tf.Tensor]], tuple[tf.Tensor, tf.Tensor]]
+# Draws one call takes from its seed stream, rounded up: ``reseed`` spaces steps this far apart
+# so no two steps share a draw.
+DRAWS_PER_CALL = 64
 
 
-def _draw(n: tf.Tensor, seed: tf.Tensor, low: float, high: float) -> tf.Tensor:
-    return tf.random.stateless_uniform([n], seed, low, high)
+@dataclass(frozen=True)
+class GeometryRanges:
+    degrees: float
+    zoom: float  # +- fraction
+    shift: float  # +- fraction of the side
+    shear: float  # +- shear factor
 
 
-def _affine(images: tf.Tensor, ranges: GeometryRanges, seeds: tf.Tensor) -> tf.Tensor:
-    """Flip, rotate, zoom, shear and shift each face with a single bilinear warp."""
-    n = tf.shape(images)[0]
-    size = tf.cast(tf.shape(images)[1], tf.float32)
-    theta = _draw(n, seeds[0], -1.0, 1.0) * (ranges.degrees * math.pi / 180.0)
-    inv_zoom = 1.0 / _draw(n, seeds[1], 1.0 - ranges.zoom, 1.0 + ranges.zoom)
-    shear = _draw(n, seeds[2], -ranges.shear, ranges.shear) if ranges.shear else tf.zeros([n])
-    flip = tf.where(_draw(n, seeds[3], 0.0, 1.0) < 0.5, -1.0, 1.0)
-    tx = _draw(n, seeds[4], -ranges.shift, ranges.shift) * size
-    ty = _draw(n, seeds[5], -ranges.shift, ranges.shift) * size
-    transforms = affine_transforms(tf, theta, inv_zoom, shear, flip, tx, ty, size)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.shape(images)[1:3],
-        fill_value=0.0,
-        interpolation="BILINEAR",
-        fill_mode="REFLECT",
-    )
+GEOMETRY = {
+    "basic": GeometryRanges(degrees=10.0, zoom=0.1, shift=0.1, shear=0.0),
+    "strong": GeometryRanges(degrees=TILT_DEGREES + 5.0, zoom=0.15, shift=0.1, shear=0.1),
+}
 
 
-def _per_image(batch: tf.Tensor, probability: float, seed: tf.Tensor) -> tf.Tensor:
-    """A N x 1 x 1 x 1 boolean mask choosing which images get an effect."""
-    n = tf.shape(batch)[0]
-    return tf.random.stateless_uniform([n, 1, 1, 1], seed) < probability
+@dataclass(frozen=True)
+class PhotometricRanges:
+    """``strong`` only: contrast and brightness for all, then each effect on a share of faces."""
+
+    contrast: tuple[float, float] = (0.7, 1.3)
+    brightness: tuple[float, float] = (-20.0, 20.0)
+    # low light: gain and gamma (the robustness report's condition lies inside these ranges)
+    dim_share: float = 0.25
+    dim_gain: tuple[float, float] = (0.3, 0.9)
+    dim_gamma: tuple[float, float] = (1.0, 2.2)
+    # a dark band over the eyes, like sunglasses: its top row, its height, its gray level
+    band_top: tuple[float, float] = (EYE_BAND[0] - 0.05, EYE_BAND[0] + 0.05)
+    band_height: tuple[float, float] = (0.10, 0.18)
+    band_value: tuple[float, float] = (0.0, 2.0 * BAND_VALUE)
+    # random erasing: one rectangle filled with noise
+    erase_share: float = 0.25
+    erase_area: tuple[float, float] = (0.02, 0.12)
+    erase_aspect: tuple[float, float] = (0.5, 2.0)
 
 
-def _uniform(batch: tf.Tensor, low: float, high: float, seed: tf.Tensor) -> tf.Tensor:
-    n = tf.shape(batch)[0]
-    return tf.random.stateless_uniform([n, 1, 1, 1], seed, low, high)
+PHOTOMETRIC = PhotometricRanges()
 
 
-def _photometric(x: tf.Tensor, seeds: tf.Tensor, eye_band_rate: float) -> tf.Tensor:
-    """Contrast, low light, eye band and random erasing, each on a random subset of the batch."""
-    r = PHOTOMETRIC
-    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    contrast = _uniform(x, *r.contrast, seeds[0])
-    x = tf.clip_by_value((x - mean) * contrast + mean + _uniform(x, *r.brightness, seeds[1]), 0, 255)
-    gain, gamma = _uniform(x, *r.dim_gain, seeds[2]), _uniform(x, *r.dim_gamma, seeds[3])
-    dim = 255.0 * gain * tf.pow(x / 255.0, gamma)
-    x = tf.where(_per_image(x, r.dim_share, seeds[4]), dim, x)
-    size = tf.shape(x)[1]
-    rows = tf.cast(tf.range(size), tf.float32)[tf.newaxis, :, tf.newaxis, tf.newaxis]
-    rows = rows / tf.cast(size, tf.float32)
-    top = _uniform(x, *r.band_top, seeds[5])
-    bottom = top + _uniform(x, *r.band_height, seeds[6])
-    band = (rows >= top) & (rows < bottom) & _per_image(x, eye_band_rate, seeds[7])
-    x = tf.where(band, _uniform(x, *r.band_value, seeds[8]), x)
-    cols = tf.transpose(rows, [0, 2, 1, 3])
-    area, aspect = _uniform(x, *r.erase_area, seeds[9]), _uniform(x, *r.erase_aspect, seeds[10])
-    eh, ew = tf.sqrt(area * aspect), tf.sqrt(area / aspect)
-    ey = _uniform(x, 0.0, 1.0, seeds[11]) * (1 - eh)
-    ex = _uniform(x, 0.0, 1.0, seeds[12]) * (1 - ew)
-    erase = (rows >= ey) & (rows < ey + eh) & (cols >= ex) & (cols < ex + ew)
-    erase &= _per_image(x, r.erase_share, seeds[13])
-    noise = tf.random.stateless_uniform(tf.shape(x), seeds[14], 0.0, 255.0)
-    return tf.where(erase, noise, x)
+def affine_transforms(theta: Any, inv_zoom: Any, shear: Any, flip: Any, tx: Any, ty: Any, size: float) -> Any:
+    """Per-face 8-vectors for ``ops.image.affine_transform``, mapping each output pixel to its source.
 
-
-def make_augmenter(strength: str, seed: int, eye_band_rate: float) -> Augmenter | None:
-    """A map function for an enumerated ``tf.data`` batch stream, or ``None`` for ``'none'``.
-
-    It takes ``(step, (images, labels))``: the batch index seeds the stateless draws.
-    ``eye_band_rate`` is the share of faces that get the glasses-like band under ``strong``: the
-    occlusion the product is weakest on, so a warm restart can raise it without touching the rest.
+    input = A @ (output - centre) + centre + t, with A = R(theta) @ Shear @ Flip / zoom.
     """
-    if strength not in AUGMENTS:
-        raise ValueError(f"augment must be one of {AUGMENTS}; received {strength!r}")
-    if strength == "none":
-        return None
-    ranges = GEOMETRY[strength]
+    cos, sin = ops.cos(theta), ops.sin(theta)
+    a0, a1 = cos * flip * inv_zoom, (cos * shear - sin) * inv_zoom
+    b0, b1 = sin * flip * inv_zoom, (sin * shear + cos) * inv_zoom
+    c = (size - 1.0) / 2.0
+    zeros = ops.zeros_like(theta)
+    rows = [a0, a1, c + tx - a0 * c - a1 * c, b0, b1, c + ty - b0 * c - b1 * c, zeros, zeros]
+    return ops.stack(rows, axis=1)
 
-    def augment(step: tf.Tensor, batch: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        images, labels = batch
-        step = tf.cast(step, tf.int64)
-        seeds = tf.stack([tf.stack([tf.constant(seed, tf.int64) + i, step]) for i in range(21)])
-        x = _affine(images, ranges, seeds[15:21])
-        if strength == "strong":
-            x = _photometric(x, seeds, eye_band_rate)
-        return x, labels
 
-    return augment
+@keras.saving.register_keras_serializable(package="fer_edge")
+class Augment(layers.Layer):
+    """One affine warp per face, then (``strong``) contrast, low light, a band over the eyes on
+    ``eye_band_rate`` of the faces, and random erasing. Identity at inference."""
+
+    def __init__(
+        self, strength: str = "strong", eye_band_rate: float = 0.15, seed: int = 0, **kwargs: Any
+    ) -> None:
+        kwargs["dtype"] = "float32"  # pixel arithmetic stays float32 under mixed precision
+        super().__init__(**kwargs)
+        if strength not in AUGMENTS:
+            raise ValueError(f"augment must be one of {AUGMENTS}; received {strength!r}")
+        self.strength = strength
+        self.eye_band_rate = eye_band_rate
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def reseed(self, step: int) -> None:
+        """Draw the next call from ``(seed, step)``: for augmenting outside a graph, in a feed that
+        runs ahead of training, where the stream's position must not depend on how far ahead."""
+        state = self.generator.state
+        value = np.asarray(
+            [self.seed, step * DRAWS_PER_CALL], dtype=keras.backend.standardize_dtype(state.dtype)
+        )
+        state.assign(value)
+
+    def _draw(self, n: Any, bounds: tuple[float, float], per_pixel: bool = True) -> Any:
+        shape = (n, 1, 1, 1) if per_pixel else (n,)
+        return keras.random.uniform(shape, bounds[0], bounds[1], seed=self.generator)
+
+    def _chosen(self, n: Any, share: float) -> Any:
+        return self._draw(n, (0.0, 1.0)) < share
+
+    def geometry(self, n: Any, size: float) -> dict[str, Any]:
+        """One face's warp per row: angle (radians), 1/zoom, shear, flip (-1 mirrors), shift (px)."""
+        g = GEOMETRY["basic" if self.strength == "none" else self.strength]
+        return {
+            "theta": self._draw(n, (-1.0, 1.0), False) * (g.degrees * math.pi / 180.0),
+            "inv_zoom": 1.0 / self._draw(n, (1.0 - g.zoom, 1.0 + g.zoom), False),
+            "shear": self._draw(n, (-g.shear, g.shear), False),
+            "flip": ops.where(self._draw(n, (0.0, 1.0), False) < 0.5, -1.0, 1.0),
+            "tx": self._draw(n, (-g.shift, g.shift), False) * size,
+            "ty": self._draw(n, (-g.shift, g.shift), False) * size,
+        }
+
+    def _affine(self, x: Any) -> Any:
+        size = float(x.shape[1])
+        transforms = affine_transforms(**self.geometry(ops.shape(x)[0], size), size=size)
+        return ops.image.affine_transform(x, transforms, interpolation="bilinear", fill_mode="reflect")
+
+    def _photometric(self, x: Any) -> Any:
+        r, n, size = PHOTOMETRIC, ops.shape(x)[0], int(x.shape[1])
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        x = ops.clip((x - mean) * self._draw(n, r.contrast) + mean + self._draw(n, r.brightness), 0.0, 255.0)
+        dim = 255.0 * self._draw(n, r.dim_gain) * ops.power(x / 255.0 + 1e-6, self._draw(n, r.dim_gamma))
+        x = ops.where(self._chosen(n, r.dim_share), dim, x)
+        rows = ops.reshape(ops.arange(size, dtype="float32") / size, (1, size, 1, 1))
+        top = self._draw(n, r.band_top)
+        band = (rows >= top) & (rows < top + self._draw(n, r.band_height))
+        x = ops.where(band & self._chosen(n, self.eye_band_rate), self._draw(n, r.band_value), x)
+        cols = ops.reshape(rows, (1, 1, size, 1))
+        area, aspect = self._draw(n, r.erase_area), self._draw(n, r.erase_aspect)
+        eh, ew = ops.sqrt(area * aspect), ops.sqrt(area / aspect)
+        ey, ex = self._draw(n, (0.0, 1.0)) * (1 - eh), self._draw(n, (0.0, 1.0)) * (1 - ew)
+        erase = (rows >= ey) & (rows < ey + eh) & (cols >= ex) & (cols < ex + ew)
+        noise = keras.random.uniform(ops.shape(x), 0.0, 255.0, seed=self.generator)
+        return ops.where(erase & self._chosen(n, r.erase_share), noise, x)
+
+    def call(self, x: Any, training: bool | None = None) -> Any:
+        if not training or self.strength == "none":
+            return x
+        x = self._affine(x)
+        return self._photometric(x) if self.strength == "strong" else x
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "strength": self.strength,
+            "eye_band_rate": self.eye_band_rate,
+            "seed": self.seed,
+        }

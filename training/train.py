@@ -1,15 +1,21 @@
-"""``fer-edge train``: fit an architecture on a dataset, keep the best epoch on the selection split.
+"""``fer-edge train``: the one training loop, Keras 3 on any backend.
 
-Outputs in ``--out``: ``model.keras`` (+ ``model.json``), ``history.json``, ``curves.png``,
-``confusion.png``, ``report.json``, ``tensorboard/``; ``checkpoints/`` holds the last epoch and the
-run state so ``--resume`` continues an interrupted run where it stopped.
+Every training command runs here: ``train`` (an architecture on the labels), ``teach`` (the
+``vgg-teacher`` preset) and ``distill`` (the ``edge`` preset that learns from teachers). TensorFlow
+trains on this CPU; ``KERAS_BACKEND=jax`` (or ``torch``) runs the same command on a GPU box
+without TensorFlow. Faces stay NumPy until a batch is fed (``feed``); augmentation and ``.keras``
+teachers run inside the training graph (``graph``), so a teacher scores the face the student sees.
+
+Outputs in ``--out``: ``model.keras`` (+ ``model.json``) the best epoch on the selection split,
+``history.json``, ``curves.png``, ``confusion.png``, ``report.json``, ``tensorboard/`` (when
+TensorFlow is installed); ``checkpoints/`` holds the last epoch, so ``--resume`` continues an
+interrupted run exactly where it stopped: same order, augmentation, optimizer state and schedule.
 """
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import logging
-import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -21,14 +27,15 @@ import numpy as np
 from fer_edge.atomic import atomic_path, write_json
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
-from fer_edge.metadata import ModelMetadata, current_command, save_metadata
+from fer_edge.metadata import ModelMetadata, current_command, portable_path, save_metadata
 from fer_edge.training.archs import Recipe, count_macs, get_arch
 from fer_edge.training.data import Dataset, Split, load_dataset, select_classes
-from fer_edge.training.distill import Distillation, distilled_targets
+from fer_edge.training.teachers import Teaching
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-edge"
+WIDTH_ARCH = "edge"  # the architecture whose width --width sets
 
 
 @dataclass
@@ -39,10 +46,12 @@ class TrainConfig:
     data: str
     out: str
     epochs: int | None = None
+    time_budget: float | None = None
     batch_size: int | None = None
     optimizer: str | None = None
     learning_rate: float | None = None
     schedule: str | None = None
+    warmup: int | None = None
     patience: int | None = None
     label_smoothing: float | None = None
     augment: str | None = None
@@ -55,17 +64,18 @@ class TrainConfig:
     drop_classes: list[str] = field(default_factory=list)
     limit: int | None = None
     backbone_weights: str | None = None
+    width: int | None = None
     init_from: str | None = None
-    teacher: str | None = None
+    teachers: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
     size: int = 48
 
-    def distillation(self) -> Distillation | None:
-        """The teacher's part in the targets, when this run learns from one."""
-        if self.teacher is None:
+    def teaching(self) -> Teaching | None:
+        """The teachers' part in the targets, when this run learns from any."""
+        if not self.teachers:
             return None
-        return Distillation(self.teacher, self.distill_weight, self.distill_temperature)
+        return Teaching(tuple(self.teachers), self.distill_weight, self.distill_temperature)
 
     def recipe(self) -> Recipe:
         """The architecture's recipe with this run's overrides applied."""
@@ -75,6 +85,42 @@ class TrainConfig:
             if value is not None:
                 base[key] = value
         return Recipe(**base)
+
+    def build_options(self) -> dict[str, Any]:
+        """Architecture options: ``--width`` for ``edge``, backbone weights for ``seed-001-vgg16``."""
+        options: dict[str, Any] = {}
+        if self.width is not None:
+            options["width"] = self.width
+        if self.backbone_weights:
+            options["backbone_weights"] = self.backbone_weights
+        return options
+
+    def check(self, recipe: Recipe) -> None:
+        """Refuse settings that cannot mean anything, before any data is read or anything written."""
+        if self.epochs is not None and self.time_budget is not None:
+            raise UsageError("give --epochs or --time-budget, not both")
+        if self.epochs is not None and self.epochs < 1:
+            raise UsageError(f"--epochs {self.epochs}: expected 1 or more")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise UsageError(f"--time-budget {self.time_budget}: expected seconds above 0")
+        if not 0.0 <= recipe.eye_band_rate <= 1.0:
+            raise UsageError(f"--eye-band-rate {recipe.eye_band_rate}: expected a share between 0 and 1")
+        if not 0.0 <= recipe.label_smoothing < 1.0:
+            raise UsageError(f"--label-smoothing {recipe.label_smoothing}: expected a share in [0, 1)")
+        if self.width is not None:
+            if self.arch != WIDTH_ARCH:
+                raise UsageError(f"--width sets the width of {WIDTH_ARCH}, not of {self.arch}")
+            if self.width < 8 or self.width % 2:
+                raise UsageError(f"--width {self.width}: expected an even number of 8 or more")
+        if self.backbone_weights and self.arch != "seed-001-vgg16":
+            raise UsageError("--backbone-weights is for seed-001-vgg16 only")
+        teaching = self.teaching()
+        if teaching is not None:
+            teaching.check()
+        if self.resume and not (Path(self.out) / "checkpoints" / "state.json").exists():
+            raise MissingInputError(f"{self.out}/checkpoints: no checkpoint to resume from")
+        if self.init_from and not self.resume and not Path(self.init_from).is_file():
+            raise MissingInputError(f"{self.init_from}: no such model to start from")
 
 
 def _class_list(drop: list[str]) -> list[str]:
@@ -155,12 +201,6 @@ def load_training_faces(
     return TrainingFaces(list(classes), train_name, x_train, y_train, sel_name, x_sel, y_sel)
 
 
-def balanced_class_weights(y: np.ndarray, num_classes: int) -> dict[int, float]:
-    """n / (k * count): rare classes (disgust) weigh more."""
-    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
-    return {i: float(len(y) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
-
-
 def _make_optimizer(recipe: Recipe) -> Any:
     import keras
 
@@ -175,158 +215,6 @@ def _make_optimizer(recipe: Recipe) -> Any:
     if name == "adamax":
         return keras.optimizers.Adamax(recipe.learning_rate, weight_decay=wd)
     raise UsageError(f"--optimizer {recipe.optimizer}: expected sgd, adam, adamw or adamax")
-
-
-def _dataset(x: np.ndarray, targets: np.ndarray) -> Any:
-    """Selection batches: faces and their one-hot targets, in order."""
-    import tensorflow as tf
-
-    images = x.astype(np.float32)[..., np.newaxis]
-    ds = tf.data.Dataset.from_tensor_slices((images, targets.astype(np.float32)))
-    return ds.batch(256).prefetch(tf.data.AUTOTUNE)
-
-
-def _training_dataset(
-    x: np.ndarray, targets: np.ndarray, recipe: Recipe, seed: int, first_epoch: int, epochs: int
-) -> tuple[Any, int]:
-    """Training batches for epochs ``first_epoch`` .. ``epochs - 1`` and the batches per epoch.
-
-    Epoch ``e``'s order is a permutation drawn from ``(seed, e)`` and each batch's augmentation is
-    seeded by its global step, so the stream depends only on the seed and the epoch: a run resumed
-    at epoch ``k`` sees exactly the batches an uninterrupted run saw from epoch ``k`` on.
-    """
-    import tensorflow as tf
-
-    from fer_edge.training.augment import make_augmenter
-
-    images = tf.constant(x.astype(np.float32)[..., np.newaxis])
-    labels = tf.constant(targets.astype(np.float32))
-    batch = recipe.batch_size
-    per_epoch = math.ceil(len(x) / batch)
-    orders = np.stack(
-        [np.random.default_rng([seed, epoch]).permutation(len(x)) for epoch in range(first_epoch, epochs)]
-    ).astype(np.int64)
-    starts = tf.constant(np.arange(first_epoch, epochs, dtype=np.int64) * per_epoch)
-
-    def epoch_batches(index: Any, order: Any) -> Any:
-        start = starts[index]
-        steps = tf.data.Dataset.range(per_epoch).map(lambda step: step + start)
-        return tf.data.Dataset.zip((steps, tf.data.Dataset.from_tensor_slices(order).batch(batch)))
-
-    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(orders), dtype=tf.int64), orders))
-    ds = ds.flat_map(epoch_batches).map(
-        lambda step, idx: (step, (tf.gather(images, idx), tf.gather(labels, idx))),
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
-    augment = make_augmenter(recipe.augment, seed, recipe.eye_band_rate)
-    if augment is not None:
-        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    else:
-        ds = ds.map(lambda _step, pair: pair)
-    return ds.prefetch(tf.data.AUTOTUNE), per_epoch
-
-
-def _seed_generators(model: Any) -> list[Any]:
-    """Every random-number stream of the model's layers (dropout's, in the seed archs), in a
-    stable order. A ``.keras`` file does not keep where they stand, and a resumed run whose
-    dropout masks started over would leave the uninterrupted run's path."""
-    return [sg for layer in model._flatten_layers() for sg in getattr(layer, "_seed_generators", [])]
-
-
-class _RunState:
-    """Where a run stands (epoch, best selection accuracy, history, the layers' random streams),
-    persisted for ``--resume``."""
-
-    def __init__(self, out: Path) -> None:
-        self.dir = out / "checkpoints"
-        self.file = self.dir / "state.json"
-        self.last_model = self.dir / "last.keras"
-        self.epoch = 0
-        self.best = -math.inf
-        self.history: dict[str, list[float]] = {}
-        self.seeds: list[list[int]] = []
-
-    def load(self) -> None:
-        if not (self.file.exists() and self.last_model.exists()):
-            raise MissingInputError(f"{self.dir}: no checkpoint to resume from (run without --resume first)")
-        state = json.loads(self.file.read_text())
-        self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
-        self.seeds = state.get("seed_generators", [])
-
-    def save(self, model: Any) -> None:
-        import keras
-
-        self.seeds = [keras.ops.convert_to_numpy(sg.state).tolist() for sg in _seed_generators(model)]
-        write_json(
-            self.file,
-            {"epoch": self.epoch, "best": self.best, "history": self.history, "seed_generators": self.seeds},
-        )
-
-    def restore_seeds(self, model: Any) -> None:
-        generators = _seed_generators(model)
-        if len(generators) != len(self.seeds):
-            logger.warning("checkpoint has no random-stream state for this model: dropout starts over")
-            return
-        for generator, state in zip(generators, self.seeds, strict=True):
-            generator.state.assign(np.asarray(state, dtype=generator.state.dtype))
-
-
-def _callbacks(
-    cfg: TrainConfig, recipe: Recipe, out: Path, state: _RunState, meta: ModelMetadata
-) -> list[Any]:
-    import keras
-
-    class PersistEpoch(keras.callbacks.Callback):
-        """Best model to ``model.keras`` and last epoch to ``checkpoints/``, both atomically."""
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-            logs = logs or {}
-            for key, value in logs.items():
-                state.history.setdefault(key, []).append(float(value))
-            state.history.setdefault("lr", []).append(
-                float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            )
-            state.epoch = epoch + 1
-            score = float(logs.get("val_accuracy", -math.inf))
-            if score > state.best:
-                state.best = score
-                with atomic_path(out / "model.keras") as tmp:
-                    self.model.save(tmp)
-                meta.metrics = {"selection_accuracy": round(score, 4), "epoch": epoch + 1}
-                save_metadata(out / "model.keras", meta)
-            with atomic_path(state.last_model) as tmp:
-                self.model.save(tmp)
-            state.save(self.model)
-            write_json(out / "history.json", state.history)
-
-    callbacks: list[Any] = [
-        PersistEpoch(),
-        keras.callbacks.TensorBoard(str(out / "tensorboard"), profile_batch=0),
-    ]
-    epochs = cfg.epochs or recipe.epochs
-    if recipe.schedule == "cosine":
-        base, warmup = recipe.learning_rate, min(3, max(0, epochs // 10))
-
-        def cosine(epoch: int, _lr: float) -> float:
-            if epoch < warmup:
-                return base * (epoch + 1) / (warmup + 1)
-            t = (epoch - warmup) / max(1, epochs - warmup)
-            return 0.5 * base * (1 + math.cos(math.pi * t)) + 1e-5
-
-        callbacks.append(keras.callbacks.LearningRateScheduler(cosine))
-    elif recipe.schedule == "plateau":
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_accuracy", mode="max", factor=0.5, patience=4, min_lr=1e-5
-            )
-        )
-    elif recipe.schedule != "none":
-        raise UsageError(f"--schedule {recipe.schedule}: expected none, plateau or cosine")
-    if recipe.patience:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=recipe.patience)
-        )
-    return callbacks
 
 
 def _load_initial_weights(model: Any, path: str) -> None:
@@ -346,93 +234,158 @@ def _load_initial_weights(model: Any, path: str) -> None:
     logger.info("starting from the weights of %s", path)
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run one training; returns the selection-split report of the best epoch."""
-    recipe = cfg.recipe()
-    if not 0.0 <= recipe.eye_band_rate <= 1.0:
-        raise UsageError(f"--eye-band-rate {recipe.eye_band_rate}: expected a share between 0 and 1")
-    distillation = cfg.distillation()
-    if distillation is not None:
-        distillation.check()
-    classes = _class_list(cfg.drop_classes)
-    if cfg.resume and not (Path(cfg.out) / "checkpoints" / "state.json").exists():
-        raise MissingInputError(f"{cfg.out}/checkpoints: no checkpoint to resume from")
-    if cfg.init_from and not cfg.resume and not Path(cfg.init_from).is_file():
-        raise MissingInputError(f"{cfg.init_from}: no such model to start from")
-    faces = load_training_faces(cfg.data, cfg.size, cfg.cache_dir, cfg.seed, classes, cfg.limit)
-    x_train, y_train, x_sel, y_sel = faces.x_train, faces.y_train, faces.x_sel, faces.y_sel
-    train_name, sel_name = faces.train_name, faces.sel_name
+def _finished(cfg: TrainConfig, recipe: Recipe, epochs: int | None, state: Any) -> bool:
+    """Whether a resumed run has nothing left to do (its epochs, patience or budget are spent)."""
+    if epochs is not None and state.epoch >= epochs:
+        return True
+    if recipe.patience and state.epoch and state.epoch - state.best_epoch >= recipe.patience:
+        return True
+    return cfg.time_budget is not None and state.elapsed >= cfg.time_budget
 
+
+def _student(cfg: TrainConfig, classes: list[str], state: Any) -> Any:
+    """The model being trained: the checkpoint's when resuming, else a fresh build of ``--arch``
+    (with ``--init-from``'s weights for a warm restart)."""
     import keras
 
-    keras.utils.set_random_seed(cfg.seed)
-    out = Path(cfg.out)
-    state = _RunState(out)
-    epochs = cfg.epochs or recipe.epochs
-    meta = faces.metadata(
+    if cfg.resume:
+        state.load()
+        return keras.models.load_model(state.student_path, compile=False)
+    student = get_arch(cfg.arch).build(len(classes), cfg.size, **cfg.build_options())
+    if cfg.init_from:
+        _load_initial_weights(student, cfg.init_from)
+    return student
+
+
+def _run_metadata(
+    cfg: TrainConfig, recipe: Recipe, faces: TrainingFaces, epochs: int | None, student: Any, teachers: Any
+) -> ModelMetadata:
+    """What ``model.json`` records of the run: settings, provenance (no machine paths), cost."""
+    import keras
+
+    optional = {
+        "time_budget_s": cfg.time_budget,
+        "width": cfg.width,
+        "init_from": portable_path(cfg.init_from) if cfg.init_from else None,
+        "distillation": teachers.record() if teachers else None,
+    }
+    return faces.metadata(
         cfg.data,
         cfg.arch,
         cfg.seed,
+        trainer=f"fer-edge train ({keras.backend.backend()} backend)",
         epochs=epochs,
         recipe=asdict(recipe),
-        **({"init_from": Path(cfg.init_from).name} if cfg.init_from else {}),
-        **({"distillation": distillation.record()} if distillation else {}),
+        **{k: v for k, v in optional.items() if v is not None},
+        params=int(student.count_params()),
+        macs=count_macs(student),
     )
+
+
+def _fit(graph: Any, feed: Any, loop: Any, first_epoch: int, epochs: int | None, out: Path) -> None:
+    import keras
+
+    callbacks: list[Any] = [loop]
+    if importlib.util.find_spec("tensorflow") is not None:  # GPU boxes often lack it
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard"), profile_batch=0))
+    graph.fit(
+        feed.batches(first_epoch),
+        steps_per_epoch=feed.steps_per_epoch,
+        epochs=epochs or 1_000_000,  # a time budget stops the run itself
+        initial_epoch=first_epoch,
+        shuffle=False,  # the feed orders each epoch itself, from (seed, epoch)
+        callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run one training; returns the selection-split report of the best epoch."""
+    recipe = cfg.recipe()
+    cfg.check(recipe)
+    teaching = cfg.teaching()
+    classes = _class_list(cfg.drop_classes)
+    faces = load_training_faces(cfg.data, cfg.size, cfg.cache_dir, cfg.seed, classes, cfg.limit)
+
+    import keras
+
+    from fer_edge.training.augment import Augment
+    from fer_edge.training.checkpoint import RunState
+    from fer_edge.training.epochs import EpochLoop
+    from fer_edge.training.feed import Feed
+    from fer_edge.training.graph import student_accuracy, training_graph
+    from fer_edge.training.schedule import LearningRate
+    from fer_edge.training.teachers import Teachers
+
+    keras.utils.set_random_seed(cfg.seed)
+    teachers = Teachers.load(teaching, classes, cfg.size) if teaching else None
+    out = Path(cfg.out)
+    state = RunState(out)
+    epochs = None if cfg.time_budget is not None else (cfg.epochs or recipe.epochs)
+    student = _student(cfg, classes, state)
+    # Augmentation and .keras teachers run in the graph; a .tflite teacher moves both to the feed.
+    in_graph = teaching is None or teaching.in_graph
+    augment = None if recipe.augment == "none" else Augment(recipe.augment, recipe.eye_band_rate, cfg.seed)
+    graph, loss = training_graph(
+        student,
+        augment if in_graph else None,
+        teachers.graph_models() if teachers and in_graph else [],
+        cfg.distill_weight,
+        cfg.distill_temperature,
+    )
+    graph.compile(optimizer=_make_optimizer(recipe), loss=loss, metrics=[student_accuracy(len(classes))])
     if cfg.resume:
-        state.load()
-        model = keras.models.load_model(state.last_model)
-        state.restore_seeds(model)
+        state.restore(graph)
         logger.info(
-            "resuming %s at epoch %d (best selection accuracy %.4f)",
-            cfg.arch,
-            state.epoch,
-            state.best,
+            "resuming %s at epoch %d (best selection accuracy %.4f)", cfg.arch, state.epoch, state.best
         )
-    else:
-        model = get_arch(cfg.arch).build(
-            len(classes),
-            cfg.size,
-            **({"backbone_weights": cfg.backbone_weights} if cfg.arch == "seed-001-vgg16" else {}),
-        )
-        if cfg.init_from:
-            _load_initial_weights(model, cfg.init_from)
-        model.compile(
-            optimizer=_make_optimizer(recipe),
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-            metrics=["accuracy"],
-        )
-    onehot = np.eye(len(classes), dtype=np.float32)
-    targets = distilled_targets(distillation, x_train, y_train, classes) if distillation else onehot[y_train]
-    out.mkdir(parents=True, exist_ok=True)  # only once model and targets exist: a refused run writes nothing
-    meta.training["params"] = int(model.count_params())
-    meta.training["macs"] = count_macs(model)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a refused run writes nothing
+    meta = _run_metadata(cfg, recipe, faces, epochs, student, teachers)
+
+    def keep_best(score: float, epoch: int) -> None:
+        with atomic_path(out / "model.keras") as tmp:
+            student.save(tmp)
+        meta.metrics = {"selection_accuracy": round(score, 4), "epoch": epoch}
+        meta.training["epochs_run"] = epoch  # so far: a new best is always the latest epoch
+        save_metadata(out / "model.keras", meta)
+
+    feed = Feed(
+        faces.x_train,
+        faces.y_train,
+        len(classes),
+        recipe.batch_size,
+        cfg.seed,
+        label_smoothing=recipe.label_smoothing,
+        class_weights=recipe.class_weights,
+        augment=None if in_graph else augment,
+        teachers=None if in_graph else teachers,
+    )
+    rate = LearningRate(recipe.schedule, recipe.learning_rate, recipe.warmup, epochs, cfg.time_budget)
+    rate.restore(state.schedule)
+    loop = EpochLoop(
+        student, state, rate, (faces.x_sel, faces.y_sel), keep_best, recipe.patience, cfg.time_budget
+    )
     logger.info(
-        "%s: %d parameters; %d training faces (%s), %d selection faces (%s)",
+        "%s: %d parameters; %d training faces (%s), %d selection faces (%s); %d teacher(s); %s backend",
         cfg.arch,
-        model.count_params(),
-        len(y_train),
-        train_name,
-        len(y_sel),
-        sel_name,
+        student.count_params(),
+        len(faces.y_train),
+        faces.train_name,
+        len(faces.y_sel),
+        faces.sel_name,
+        len(teaching.paths) if teaching else 0,
+        keras.backend.backend(),
     )
     if cfg.arch == "seed-001-vgg16" and not cfg.backbone_weights:
         logger.warning("no --backbone-weights given: the VGG16 backbone trains from scratch")
-
-    if state.epoch < epochs:
-        batches, per_epoch = _training_dataset(x_train, targets, recipe, cfg.seed, state.epoch, epochs)
-        model.fit(
-            batches,
-            steps_per_epoch=per_epoch,
-            validation_data=_dataset(x_sel, onehot[y_sel]),
-            epochs=epochs,
-            initial_epoch=state.epoch,
-            shuffle=False,
-            class_weight=balanced_class_weights(y_train, len(classes)) if recipe.class_weights else None,
-            callbacks=_callbacks(cfg, recipe, out, state, meta),
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-    selection = Split(x_sel, np.asarray([LABELS.index(classes[i]) for i in y_sel]))
-    return _finish(out, cfg.data, sel_name, selection, state.history)
+    if not _finished(cfg, recipe, epochs, state):
+        _fit(graph, feed, loop, state.epoch, epochs, out)
+    meta.training["epochs_run"] = state.epoch
+    if (out / "model.keras").exists():
+        save_metadata(out / "model.keras", meta)
+    write_json(out / "history.json", state.history)
+    selection = Split(faces.x_sel, np.asarray([LABELS.index(classes[i]) for i in faces.y_sel]))
+    return _finish(out, cfg.data, faces.sel_name, selection, state.history)
 
 
 def _finish(
