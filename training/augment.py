@@ -26,9 +26,10 @@ from keras import layers, ops
 from fer_edge.training.robustness import BAND_VALUE, EYE_BAND, TILT_DEGREES
 
 AUGMENTS = ("none", "basic", "strong")
-# Draws one call takes from its seed stream, rounded up: ``reseed`` spaces steps this far apart
+# Seeds one call takes from its stream (two), rounded up: ``reseed`` spaces steps this far apart
 # so no two steps share a draw.
 DRAWS_PER_CALL = 64
+DRAWS_PER_FACE = 20  # uniforms per face per call: 6 for the warp, 14 for light, band and erasing
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,25 @@ def affine_transforms(theta: Any, inv_zoom: Any, shear: Any, flip: Any, tx: Any,
     return ops.stack(rows, axis=1)
 
 
+class _Draws:
+    """Columns of one N x ``DRAWS_PER_FACE`` uniform draw, handed out in turn, scaled to a range."""
+
+    def __init__(self, uniforms: Any) -> None:
+        self.uniforms, self.used = uniforms, 0
+
+    def take(self, bounds: tuple[float, float], per_pixel: bool = True) -> Any:
+        if self.used == DRAWS_PER_FACE:
+            raise RuntimeError("more draws than DRAWS_PER_FACE")
+        column = self.uniforms[:, self.used]
+        self.used += 1
+        value = bounds[0] + (bounds[1] - bounds[0]) * column
+        return ops.reshape(value, (-1, 1, 1, 1)) if per_pixel else value
+
+    def chosen(self, share: float) -> Any:
+        """A per-face mask choosing ``share`` of the faces."""
+        return self.take((0.0, 1.0)) < share
+
+
 @keras.saving.register_keras_serializable(package="fer_edge")
 class Augment(layers.Layer):
     """One affine warp per face, then (``strong``) contrast, low light, a band over the eyes on
@@ -108,53 +128,53 @@ class Augment(layers.Layer):
         )
         state.assign(value)
 
-    def _draw(self, n: Any, bounds: tuple[float, float], per_pixel: bool = True) -> Any:
-        shape = (n, 1, 1, 1) if per_pixel else (n,)
-        return keras.random.uniform(shape, bounds[0], bounds[1], seed=self.generator)
+    def _uniforms(self, n: Any) -> _Draws:
+        """Every per-face draw of one call from a single random op: ~20 separate draws would each
+        advance the seed state in turn, a chain of small ops on every training step."""
+        return _Draws(keras.random.uniform((n, DRAWS_PER_FACE), seed=self.generator))
 
-    def _chosen(self, n: Any, share: float) -> Any:
-        return self._draw(n, (0.0, 1.0)) < share
-
-    def geometry(self, n: Any, size: float) -> dict[str, Any]:
+    def geometry(self, n: Any, size: float, draws: _Draws | None = None) -> dict[str, Any]:
         """One face's warp per row: angle (radians), 1/zoom, shear, flip (-1 mirrors), shift (px)."""
         g = GEOMETRY["basic" if self.strength == "none" else self.strength]
+        d = draws or self._uniforms(n)
         return {
-            "theta": self._draw(n, (-1.0, 1.0), False) * (g.degrees * math.pi / 180.0),
-            "inv_zoom": 1.0 / self._draw(n, (1.0 - g.zoom, 1.0 + g.zoom), False),
-            "shear": self._draw(n, (-g.shear, g.shear), False),
-            "flip": ops.where(self._draw(n, (0.0, 1.0), False) < 0.5, -1.0, 1.0),
-            "tx": self._draw(n, (-g.shift, g.shift), False) * size,
-            "ty": self._draw(n, (-g.shift, g.shift), False) * size,
+            "theta": d.take((-1.0, 1.0), False) * (g.degrees * math.pi / 180.0),
+            "inv_zoom": 1.0 / d.take((1.0 - g.zoom, 1.0 + g.zoom), False),
+            "shear": d.take((-g.shear, g.shear), False),
+            "flip": ops.where(d.take((0.0, 1.0), False) < 0.5, -1.0, 1.0),
+            "tx": d.take((-g.shift, g.shift), False) * size,
+            "ty": d.take((-g.shift, g.shift), False) * size,
         }
 
-    def _affine(self, x: Any) -> Any:
+    def _affine(self, x: Any, d: _Draws) -> Any:
         size = float(x.shape[1])
-        transforms = affine_transforms(**self.geometry(ops.shape(x)[0], size), size=size)
+        transforms = affine_transforms(**self.geometry(ops.shape(x)[0], size, d), size=size)
         return ops.image.affine_transform(x, transforms, interpolation="bilinear", fill_mode="reflect")
 
-    def _photometric(self, x: Any) -> Any:
-        r, n, size = PHOTOMETRIC, ops.shape(x)[0], int(x.shape[1])
+    def _photometric(self, x: Any, d: _Draws) -> Any:
+        r, size = PHOTOMETRIC, int(x.shape[1])
         mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        x = ops.clip((x - mean) * self._draw(n, r.contrast) + mean + self._draw(n, r.brightness), 0.0, 255.0)
-        dim = 255.0 * self._draw(n, r.dim_gain) * ops.power(x / 255.0 + 1e-6, self._draw(n, r.dim_gamma))
-        x = ops.where(self._chosen(n, r.dim_share), dim, x)
+        x = ops.clip((x - mean) * d.take(r.contrast) + mean + d.take(r.brightness), 0.0, 255.0)
+        dim = 255.0 * d.take(r.dim_gain) * ops.power(x / 255.0 + 1e-6, d.take(r.dim_gamma))
+        x = ops.where(d.chosen(r.dim_share), dim, x)
         rows = ops.reshape(ops.arange(size, dtype="float32") / size, (1, size, 1, 1))
-        top = self._draw(n, r.band_top)
-        band = (rows >= top) & (rows < top + self._draw(n, r.band_height))
-        x = ops.where(band & self._chosen(n, self.eye_band_rate), self._draw(n, r.band_value), x)
+        top = d.take(r.band_top)
+        band = (rows >= top) & (rows < top + d.take(r.band_height))
+        x = ops.where(band & d.chosen(self.eye_band_rate), d.take(r.band_value), x)
         cols = ops.reshape(rows, (1, 1, size, 1))
-        area, aspect = self._draw(n, r.erase_area), self._draw(n, r.erase_aspect)
+        area, aspect = d.take(r.erase_area), d.take(r.erase_aspect)
         eh, ew = ops.sqrt(area * aspect), ops.sqrt(area / aspect)
-        ey, ex = self._draw(n, (0.0, 1.0)) * (1 - eh), self._draw(n, (0.0, 1.0)) * (1 - ew)
+        ey, ex = d.take((0.0, 1.0)) * (1 - eh), d.take((0.0, 1.0)) * (1 - ew)
         erase = (rows >= ey) & (rows < ey + eh) & (cols >= ex) & (cols < ex + ew)
         noise = keras.random.uniform(ops.shape(x), 0.0, 255.0, seed=self.generator)
-        return ops.where(erase & self._chosen(n, r.erase_share), noise, x)
+        return ops.where(erase & d.chosen(r.erase_share), noise, x)
 
     def call(self, x: Any, training: bool | None = None) -> Any:
         if not training or self.strength == "none":
             return x
-        x = self._affine(x)
-        return self._photometric(x) if self.strength == "strong" else x
+        draws = self._uniforms(ops.shape(x)[0])
+        x = self._affine(x, draws)
+        return self._photometric(x, draws) if self.strength == "strong" else x
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape
