@@ -22,6 +22,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +44,9 @@ ASSETS = {  # route -> (file in fer_edge/web, content type)
 }
 IMAGE_TYPES = ("image/jpeg", "image/png")
 ANALYZE_WAIT_S = 30.0  # a second upload waits this long for the first before a 503
+# What a refused request may still send (and how long it may take) so its client reads the refusal.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+DRAIN_LIMIT_S = 10.0
 
 
 class ApiError(Exception):
@@ -138,7 +142,30 @@ class _Handler(BaseHTTPRequestHandler):
         )
         return hmac.compare_digest(offered.encode(), token.encode())
 
+    def _discard_unread_body(self) -> None:
+        """Read and drop what the client still sends of a refused request's body, then close.
+
+        Closing on an upload in flight resets the connection before the client reads the
+        refusal: a browser then reports a network error instead of the 413 or 401, and HTTP
+        libraries raise a broken pipe. Bounded in bytes and in time, so a refused client cannot
+        hold the thread."""
+        length_text = self.headers.get("Content-Length", "")
+        if self._body_read or not length_text.isdigit() or int(length_text) == 0:
+            return
+        self.close_connection = True
+        remaining, deadline = min(int(length_text), DRAIN_LIMIT_BYTES), time.monotonic() + DRAIN_LIMIT_S
+        try:
+            while remaining > 0 and (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(remaining, 1 << 16))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        except OSError:
+            pass
+
     def _route(self, method: str) -> None:
+        self._body_read = False
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
         try:
@@ -178,6 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
                 headers_sent = True
             if not headers_sent:
                 self._json(e.status, {"error": str(e)})
+            self._discard_unread_body()
 
     def _snapshot(self, camera: str) -> None:
         if not self.server.config.snapshots:
@@ -200,11 +228,11 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(HTTPStatus.LENGTH_REQUIRED, "send Content-Length")
         length = int(length_text)
         if length > config.max_upload_mb * 1024 * 1024:
-            self.close_connection = True  # the body is not read: the connection cannot be reused
             raise ApiError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the image is over {config.max_upload_mb:g} MB"
             )
         body = self.rfile.read(length)
+        self._body_read = True
         image = decode_upload(body, self.headers.get("Content-Type", ""))
         backend = self.server.backend
         if not backend.analyze_lock.acquire(timeout=ANALYZE_WAIT_S):
