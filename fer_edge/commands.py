@@ -4,6 +4,7 @@ never pulls in TensorFlow and ``fer-edge --help`` starts instantly."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -64,32 +65,6 @@ TRAIN_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
 }
-# TrainConfig fields the parser fills (everything but data, out and the cache).
-TRAIN_FIELDS = (
-    "epochs",
-    "time_budget",
-    "batch_size",
-    "optimizer",
-    "learning_rate",
-    "schedule",
-    "warmup",
-    "patience",
-    "label_smoothing",
-    "augment",
-    "class_weights",
-    "weight_decay",
-    "eye_band_rate",
-    "seed",
-    "resume",
-    "drop_classes",
-    "limit",
-    "backbone_weights",
-    "width",
-    "init_from",
-    "teachers",
-    "distill_weight",
-    "distill_temperature",
-)
 
 
 def _add_training(sub: Any, name: str) -> None:
@@ -191,7 +166,10 @@ def _train(args: argparse.Namespace) -> int:
 
     get_arch(args.arch)  # an unknown --arch is a usage error before any data is read
     cache = _cache_dir(args)
-    fields = {k: getattr(args, k) for k in TRAIN_FIELDS if getattr(args, k) is not None}
+    given = (
+        f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("arch", "data", "out", "cache_dir")
+    )
+    fields = {k: getattr(args, k) for k in given if getattr(args, k, None) is not None}
     for name in ("distill_weight", "distill_temperature"):
         if name in fields and not args.teachers:
             raise UsageError(f"--{name.replace('_', '-')} needs --teacher")

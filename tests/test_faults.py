@@ -76,6 +76,31 @@ class BadServer:
         self.sock.close()
 
 
+def _one_camera_config(
+    tmp_path: Path,
+    device_id: str,
+    broker: int,
+    model: Path,
+    camera: dict[str, object],
+    mqtt: dict[str, object] | None = None,
+    **top: object,
+) -> Path:
+    """``config.yaml`` for a daemon with one camera (``camera``: its name and settings)."""
+    import yaml
+
+    document = {
+        "device_id": device_id,
+        "state_dir": str(tmp_path / "state"),
+        "mqtt": {"host": "127.0.0.1", "port": broker, **(mqtt or {})},
+        "model": {"path": str(model)},
+        "cameras": camera,
+        **top,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
 def _config(tmp_path: Path, broker: int, model: Path, good: str, bad: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(f"""
@@ -192,12 +217,9 @@ def test_a_full_disk_under_the_spool_does_not_stop_the_results(
     import resource
 
     clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=4)
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"device_id: full\nstate_dir: {tmp_path / 'state'}\nmqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n"
-        f"  discovery: false\n  stats_interval_s: 1\nmodel:\n  path: {int8_model}\n"
-        f"cameras:\n  cam:\n    url: {clip}\n    interval_s: 0.2\n"
-    )
+    camera = {"cam": {"url": str(clip), "interval_s": 0.2}}
+    mqtt = {"discovery": False, "stats_interval_s": 1}
+    config = _one_camera_config(tmp_path, "full", broker.port, int8_model, camera, mqtt)
 
     def limit_file_size() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
@@ -240,12 +262,9 @@ def test_a_killed_daemon_is_marked_offline_by_its_last_will_and_retained_topics_
     A subscriber arriving afterwards gets the retained topics (availability, status, state,
     discovery, stats), flagged retained, and no emotions document (those are not retained)."""
     clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3)
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"device_id: will\nstate_dir: {tmp_path / 'state'}\n"
-        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_s: 1}}\n"
-        f"model: {{path: {int8_model}}}\nhttp: null\ncameras: {{door: {{url: {clip}}}}}\n"
-    )
+    camera = {"door": {"url": str(clip)}}
+    mqtt = {"stats_interval_s": 1}
+    config = _one_camera_config(tmp_path, "will", broker.port, int8_model, camera, mqtt, http=None)
     live = MqttCollector(broker.port, "fer-edge/#")
     proc = _run_daemon(config, tmp_path / "daemon.log")
     try:
@@ -351,12 +370,9 @@ def test_sigterm_delivers_what_the_broker_has_not_acknowledged(
 
     clip = write_clip(tmp_path / "clip.mp4", DEMO_SPRITES, seconds=3)
     state = tmp_path / "state"
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        f"device_id: flush\nstate_dir: {state}\n"
-        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, discovery: false}}\n"
-        f"model: {{path: {int8_model}}}\nhttp: null\ncameras: {{door: {{url: {clip}}}}}\n"
-    )
+    camera = {"door": {"url": str(clip)}}
+    mqtt = {"discovery": False}
+    config = _one_camera_config(tmp_path, "flush", broker.port, int8_model, camera, mqtt, http=None)
 
     def spooled() -> int:
         with sqlite3.connect(str(state / "spool.sqlite3"), timeout=5) as db:

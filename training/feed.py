@@ -57,13 +57,14 @@ class Feed:
         the run). Faces are uint8 (N x S x S x 1): a quarter of the bytes of float32, and the
         graph's first op casts them."""
         weights = balanced_class_weights(self.y, self.num_classes) if self.class_weights else None
+        target_of = self.targets(np.arange(self.num_classes))  # one row per class, made once
         epoch = first_epoch
         while True:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
             for step in range(self.steps_per_epoch):
                 pick = order[step * self.batch_size : (step + 1) * self.batch_size]
                 faces = self.x[pick][..., np.newaxis]
-                targets = self.targets(self.y[pick])
+                targets = target_of[self.y[pick]]
                 if self.augment is not None:
                     faces = self._augmented(faces, epoch * self.steps_per_epoch + step)
                 if self.teachers is not None:
