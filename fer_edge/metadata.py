@@ -31,6 +31,9 @@ class ModelMetadata:
     input_shape: list[int] = field(default_factory=lambda: [48, 48, 1])
     normalization: dict[str, float] = field(default_factory=lambda: {"scale": 1.0, "offset": 0.0})
     crop_margin: float = 0.15
+    # Scores are softmax(log p / temperature): fitted so a score matches the share of taggers who
+    # would choose that class (fer_edge.scores); 1.0 leaves the model's softmax as it is.
+    temperature: float = 1.0
     arch: str = "unknown"
     quantization: dict[str, Any] = field(default_factory=lambda: {"mode": "float32"})
     training: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +148,7 @@ def _check_types(meta: ModelMetadata, path: Path) -> None:
         "normalization": isinstance(meta.normalization, dict)
         and all(number(v) for v in meta.normalization.values()),
         "crop_margin": number(meta.crop_margin),
+        "temperature": number(meta.temperature) and meta.temperature > 0,
         "quantization": isinstance(meta.quantization, dict),
         "training": isinstance(meta.training, dict),
         "metrics": isinstance(meta.metrics, dict),

@@ -18,6 +18,7 @@ import numpy as np
 
 from fer_edge.errors import DataError, FerEdgeError, MissingInputError
 from fer_edge.metadata import ModelMetadata, load_metadata
+from fer_edge.scores import apply_temperature
 
 logger = logging.getLogger(__name__)
 
@@ -202,4 +203,4 @@ class EmotionModel:
             self._interpreter.set_tensor(self._input["index"], self._quantize(chunk))
             self._interpreter.invoke()
             outputs.append(self._dequantize(self._interpreter.get_tensor(self._output["index"])))
-        return np.concatenate(outputs)
+        return apply_temperature(np.concatenate(outputs), self.metadata.temperature)

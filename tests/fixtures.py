@@ -99,3 +99,45 @@ def training_cli(command: str, data: Path, out: Path, *extra: str) -> int:
     from fer_edge.cli import main
 
     return main(["-q", command, "--data", str(data), "--out", str(out), "--cache-dir", "none", *extra])
+
+
+VOTE_HEADER = "neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+# FER+ vote column of each of LABELS (angry, disgust, fear, happy, sad, surprise, neutral)
+_VOTE_COLUMN = {0: 4, 1: 5, 2: 6, 3: 1, 4: 3, 5: 2, 6: 0}
+
+
+def ferplus_votes(shown: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """FER+-style votes for faces whose image shows class ``shown``: 7 of 10 taggers see it,
+    3 see another class; the FER2013 label is right on only 30% of the faces, and otherwise
+    names the next class (one tagger with a systematic slip);
+    every 20th face is mostly 'unknown' and every 31st mostly 'not a face'. Returns
+    ``(fer2013 labels, N x 10 vote counts)``."""
+    rng = np.random.default_rng(seed)
+    n = len(shown)
+    votes = np.zeros((n, 10), np.int64)
+    fer2013 = np.where(rng.random(n) < 0.3, shown, (shown + 1) % len(LABELS))
+    for i, c in enumerate(shown):
+        votes[i, _VOTE_COLUMN[int(c)]] += 7
+        votes[i, rng.integers(0, 8)] += 3
+        if i % 20 == 19:
+            votes[i] = 0
+            votes[i, 8], votes[i, _VOTE_COLUMN[int(c)]] = 6, 4
+        elif i % 31 == 30:
+            votes[i] = 0
+            votes[i, 9], votes[i, _VOTE_COLUMN[int(c)]] = 8, 2
+    return fer2013, votes
+
+
+def write_ferplus_csv(path: Path, splits: dict[str, int], seed: int = 0) -> Path:
+    """``fer2013plus.csv.gz``'s layout: ``emotion,pixels,Usage`` and FER+'s ten vote columns, with
+    faces whose picture agrees with the taggers' majority and only 30% of the time with the
+    FER2013 label (see :func:`ferplus_votes`)."""
+    lines = [f"emotion,pixels,Usage,{VOTE_HEADER}"]
+    for k, (usage, n) in enumerate(splits.items()):
+        images, shown = synthetic_faces(n, seed + k)
+        fer2013, votes = ferplus_votes(shown, seed + k)
+        for image, label, row in zip(images, fer2013, votes, strict=True):
+            lines.append(f"{label},{' '.join(map(str, image.ravel()))},{usage},{','.join(map(str, row))}")
+    with gzip.open(path, "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return path

@@ -144,6 +144,24 @@ def test_scoring_finds_the_clip_start_and_scores_each_face() -> None:
     assert partial["all"]["false_positives_per_tick"] == pytest.approx(1.0)
 
 
+def test_with_votes_faces_are_scored_against_the_majority_and_the_fer2013_label_beside_it(
+    tmp_path: Path,
+) -> None:
+    from tests.fixtures import write_ferplus_csv
+
+    data = write_ferplus_csv(tmp_path / "votes.csv.gz", {"PublicTest": 62})
+    faces = sa.load_faces(str(data), "PublicTest")
+    assert faces.against == "ferplus-majority" and faces.fer2013 is not None
+    assert len(faces.labels) == 62 - 3 - 2  # every 20th face mostly unknown, every 31st not a face
+    scenes = sa.make_scenes(faces.labels, per_kind=2, faces_per_scene=3, seed=5)
+    aligned = {(s, j): True for s, scene in enumerate(scenes) for j in range(len(scene.faces))}
+    rows = sa.score(_perfect_ticks(scenes, 50.0), scenes, aligned, fer2013=faces.fer2013)
+    assert rows["all"]["end_to_end"] == 1.0  # the ticks call every face by its majority
+    placed = [f.index for scene in scenes for f in scene.faces]
+    agree = np.mean([faces.fer2013[i] == faces.labels[i] for i in placed])
+    assert rows["all"]["end_to_end_fer2013"] == pytest.approx(agree, abs=1e-3) and agree < 0.6
+
+
 @pytest.mark.skipif(
     not (have_mosquitto() and have_rtsp_server()), reason="needs mosquitto and gst-rtsp-server"
 )

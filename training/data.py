@@ -23,10 +23,11 @@ from fer_edge.atomic import atomic_path
 from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS, canonical_label
 from fer_edge.preprocess import crop_face
+from fer_edge.training.ferplus import VOTE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
 # The order DESIGN.md fixes for the default --split: report on PrivateTest where it exists.
 REPORT_SPLITS = ("PrivateTest", "PublicTest")
@@ -44,13 +45,24 @@ _SPLIT_ALIASES = {
 
 @dataclass
 class Split:
-    """Faces of one split: ``images`` N x S x S uint8, ``labels`` N indices into :data:`LABELS`."""
+    """Faces of one split: ``images`` N x S x S uint8, ``labels`` N indices into :data:`LABELS`.
+
+    ``votes`` (N x 10, FER+'s column order) are the ten taggers' counts when the data has them;
+    ``targets`` (N x len(LABELS) shares) are soft labels when a run learns from the votes.
+    """
 
     images: np.ndarray
     labels: np.ndarray
+    votes: np.ndarray | None = None
+    targets: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, index: np.ndarray) -> Split:
+        """The faces at ``index`` (indices or a boolean mask), with their votes and targets."""
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return Split(self.images[index], self.labels[index], pick(self.votes), pick(self.targets))
 
 
 @dataclass
@@ -93,19 +105,38 @@ class Dataset:
 
 def select_classes(split: Split, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Faces of ``classes`` only, with labels re-indexed into ``classes`` (a model's label list)."""
+    images, y, _ = select_classes_with_targets(split, classes)
+    return images, y
+
+
+def select_classes_with_targets(
+    split: Split, classes: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:func:`select_classes`, plus the faces' soft targets over ``classes`` (renormalised over
+    the kept classes) when the split has any."""
     mapping = np.full(len(LABELS), -1, np.int64)
     for i, name in enumerate(classes):
         mapping[LABELS.index(name)] = i
     y = mapping[split.labels]
     keep = y >= 0
-    return split.images[keep], y[keep]
+    if split.targets is None:
+        return split.images[keep], y[keep], None
+    columns = [LABELS.index(name) for name in classes]
+    targets = split.targets[keep][:, columns]
+    targets = targets / np.maximum(targets.sum(axis=1, keepdims=True), 1e-9)
+    return split.images[keep], y[keep], targets.astype(np.float32)
 
 
 def concat(splits: Iterable[Split]) -> Split:
     parts = list(splits)
     if not parts:
         raise DataError("no faces to concatenate")
-    return Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+    joined = lambda name: (  # noqa: E731
+        np.concatenate([getattr(p, name) for p in parts])
+        if all(getattr(p, name) is not None for p in parts)
+        else None
+    )
+    return Split(joined("images"), joined("labels"), joined("votes"), joined("targets"))
 
 
 def load_dataset(
@@ -152,7 +183,9 @@ def _cache_file(source: Path, size: int, cache_dir: str | os.PathLike[str]) -> P
 def _read_cache(source: Path, cache_file: Path) -> Dataset:
     with np.load(cache_file) as npz:
         names = [str(n) for n in npz["split_names"]]
-        splits = {n: Split(npz[f"{n}__images"], npz[f"{n}__labels"]) for n in names}
+        splits = {
+            n: Split(npz[f"{n}__images"], npz[f"{n}__labels"], npz.get(f"{n}__votes", None)) for n in names
+        }
     logger.info("loaded %s from cache %s", source, cache_file)
     return Dataset(str(source), splits)
 
@@ -162,6 +195,8 @@ def _write_cache(dataset: Dataset, cache_file: Path) -> None:
     for name, split in dataset.splits.items():
         arrays[f"{name}__images"] = split.images
         arrays[f"{name}__labels"] = split.labels
+        if split.votes is not None:
+            arrays[f"{name}__votes"] = split.votes
     with atomic_path(cache_file) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
     logger.info("cached decoded faces at %s", cache_file)
@@ -177,20 +212,49 @@ def _load_fer_csv(path: Path, size: int) -> Dataset:
     """Stream the CSV once; rows go straight into per-split lists of arrays."""
     images: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[int]] = {}
+    votes: dict[str, list[np.ndarray]] = {}
     try:
         with _open_text(path) as fh:
-            for usage, label, face in _parse_fer_rows(path, fh, size):
+            for usage, label, face, face_votes in _parse_fer_rows(path, fh, size):
                 images.setdefault(usage, []).append(face)
                 labels.setdefault(usage, []).append(label)
+                if face_votes is not None:
+                    votes.setdefault(usage, []).append(face_votes)
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{path}: cannot read CSV: {e}") from e
     if not images:
         raise DataError(f"{path}: no data rows")
-    splits = {u: Split(np.stack(images[u]), np.asarray(labels[u], np.int64)) for u in images}
+    splits = {
+        u: Split(np.stack(images[u]), np.asarray(labels[u], np.int64), np.stack(votes[u]) if votes else None)
+        for u in images
+    }
     return Dataset(str(path), splits)
 
 
-def _parse_fer_rows(path: Path, fh: io.TextIOBase, size: int) -> Iterator[tuple[str, int, np.ndarray]]:
+def _vote_columns(path: Path, columns: list[str]) -> list[int] | None:
+    """Where FER+'s ten vote columns are, when the header has all of them (else ``None``)."""
+    present = [c for c in VOTE_COLUMNS if c in columns]
+    if not present:
+        return None
+    if len(present) != len(VOTE_COLUMNS):
+        missing = [c for c in VOTE_COLUMNS if c not in columns]
+        raise DataError(f"{path}:1: FER+ vote columns incomplete: missing {','.join(missing)}")
+    return [columns.index(c) for c in VOTE_COLUMNS]
+
+
+def _parse_votes(path: Path, line: int, row: list[str], where: list[int]) -> np.ndarray:
+    try:
+        counts = np.array([int(row[i]) for i in where], np.int64)
+    except ValueError:
+        raise DataError(f"{path}:{line}: FER+ votes: expected whole numbers of taggers") from None
+    if counts.min() < 0 or counts.max() > 255:
+        raise DataError(f"{path}:{line}: FER+ votes: counts must lie in 0..255")
+    return counts.astype(np.uint8)
+
+
+def _parse_fer_rows(
+    path: Path, fh: io.TextIOBase, size: int
+) -> Iterator[tuple[str, int, np.ndarray, np.ndarray | None]]:
     reader = csv.reader(fh)
     header = next(reader, None)
     if header is None:
@@ -201,6 +265,7 @@ def _parse_fer_rows(path: Path, fh: io.TextIOBase, size: int) -> Iterator[tuple[
             raise DataError(f"{path}:1: missing column '{required}' (header: {','.join(header)})")
     i_emotion, i_pixels = columns.index("emotion"), columns.index("pixels")
     i_usage = columns.index("usage") if "usage" in columns else None
+    i_votes = _vote_columns(path, columns)
     for row in reader:
         line = reader.line_num
         if not row:
@@ -217,7 +282,8 @@ def _parse_fer_rows(path: Path, fh: io.TextIOBase, size: int) -> Iterator[tuple[
         usage = row[i_usage].strip() if i_usage is not None else "all"
         if not usage:
             raise DataError(f"{path}:{line}: Usage: empty")
-        yield usage, label, crop_face(face, None, size)
+        votes = _parse_votes(path, line, row, i_votes) if i_votes is not None else None
+        yield usage, label, crop_face(face, None, size), votes
 
 
 def _parse_pixels(path: Path, line: int, text: str) -> np.ndarray:

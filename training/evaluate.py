@@ -18,7 +18,9 @@ from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.metrics import classification_report
 from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from fer_edge.training.data import Split, select_classes
+from fer_edge.scores import agreement_report, apply_temperature
+from fer_edge.training.data import Split, select_classes_with_targets
+from fer_edge.training.ferplus import UNSCORED, majority_labels, relabel, vote_shares
 from fer_edge.training.robustness import CONDITIONS
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ class KerasClassifier:
         self.metadata.input_shape = [int(d) for d in self.model.input_shape[1:]]
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict(faces, batch_size=256, verbose=0))
+        probs = np.asarray(self.model.predict(faces, batch_size=256, verbose=0))
+        return apply_temperature(probs, self.metadata.temperature)
 
 
 def load_classifier(path: str | Path, options: RuntimeOptions | None = None) -> Classifier:
@@ -100,29 +103,43 @@ class Evaluation:
     labels: list[str]
 
 
-def align_split(split: Split, model_labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Keep the faces of classes the model knows, with labels re-indexed to the model's list."""
-    images, y = select_classes(split, model_labels)
+def evaluate_split(
+    model: Classifier, split: Split, tta: str = "none", robustness: bool = False
+) -> Evaluation:
+    """The contract's report fields (``n``, ``accuracy``, ``macro_f1``, ``per_class``, ``confusion``).
+
+    With FER+ votes in the data they count against the FER+ majority (faces FER+'s protocol
+    scores), and the report adds ``fer2013`` (the same metrics against the FER2013 label, every
+    face) and ``agreement`` (cross-entropy and calibration error against the taggers' shares)."""
+    labels = list(model.metadata.labels)
+    if split.votes is None:
+        report = _scored(model, split, labels, tta, robustness)[0]
+        return Evaluation({"labels": "fer2013", **report}, labels)
+    majority = relabel(split, "majority")
+    majority.targets = vote_shares(majority.votes)
+    report, probs, shares = _scored(model, majority, labels, tta, robustness)
+    # the FER2013 label on the same faces, so the two accuracies compare like for like
+    fer2013 = _scored(model, split.take(majority_labels(split.votes) != UNSCORED), labels, tta, False)[0]
+    report = {"labels": "ferplus-majority", **report}
+    report["fer2013"] = {k: fer2013[k] for k in ("n", "accuracy", "macro_f1", "per_class")}
+    assert shares is not None
+    report["agreement"] = agreement_report(probs, shares)
+    return Evaluation(report, labels)
+
+
+def _scored(
+    model: Classifier, split: Split, labels: list[str], tta: str, robustness: bool
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    """Metrics of ``model`` on ``split``'s labels, its probabilities, and the faces' soft targets
+    over the model's classes (when the split has any)."""
+    images, y, shares = select_classes_with_targets(split, labels)
     if len(y) < len(split):
         logger.warning("skipping %d faces of classes the model does not have", len(split) - len(y))
     if not len(y):
         raise DataError("no faces of a class the model knows")
-    return images, y
-
-
-def evaluate_split(
-    model: Classifier, split: Split, tta: str = "none", robustness: bool = False
-) -> Evaluation:
-    """The contract's report fields (``n``, ``accuracy``, ``macro_f1``, ``per_class``, ``confusion``)."""
-    labels = list(model.metadata.labels)
-    size = model.metadata.input_spec().size
-    images, y = align_split(split, labels)
-    if images.shape[1] != size:
-        from fer_edge.preprocess import crop_face
-
-        images = np.stack([crop_face(f, None, size) for f in images])
-    pred = predict_proba(model, images, tta).argmax(axis=1)
-    report = classification_report(y, pred, labels)
+    images = _at_model_size(model, images)
+    probs = predict_proba(model, images, tta)
+    report = classification_report(y, probs.argmax(axis=1), labels)
     if robustness:
         report["robustness"] = {}
         for name, degrade in CONDITIONS.items():
@@ -132,4 +149,13 @@ def evaluate_split(
                 "accuracy": round(acc, 4),
                 "delta": round(acc - report["accuracy"], 4),
             }
-    return Evaluation(report, labels)
+    return report, probs, shares
+
+
+def _at_model_size(model: Classifier, images: np.ndarray) -> np.ndarray:
+    size = model.metadata.input_spec().size
+    if images.shape[1] == size:
+        return images
+    from fer_edge.preprocess import crop_face
+
+    return np.stack([crop_face(f, None, size) for f in images])

@@ -82,3 +82,36 @@ def plot_confusion(
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return True
+
+
+def plot_reliability(bins: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> bool:
+    """Reliability diagram: per bin of top score, the mean score against the share of taggers who
+    chose that class (on the diagonal, a score means what it says). Returns whether it wrote."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    centres = [(b["from"] + b["to"]) / 2 for b in bins]
+    width = [0.9 * (b["to"] - b["from"]) for b in bins]
+    ax.bar(centres, [b["taggers_share"] for b in bins], width=width, color="#4a7ab8", label="taggers' share")
+    ax.plot(
+        [b["mean_score"] for b in bins],
+        [b["taggers_share"] for b in bins],
+        "o",
+        color="#c0392b",
+        label="mean score",
+    )
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="a score that means what it says")
+    for centre, b in zip(centres, bins, strict=True):
+        ax.text(centre, 0.02, str(b["n"]), ha="center", fontsize=7, color="white")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("top score")
+    ax.set_ylabel("share of taggers who chose that class")
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return True

@@ -29,7 +29,8 @@ from fer_edge.errors import DataError, MissingInputError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, portable_path, save_metadata
 from fer_edge.training.archs import Recipe, count_macs, get_arch
-from fer_edge.training.data import Dataset, Split, load_dataset, select_classes
+from fer_edge.training.data import Dataset, Split, load_dataset, select_classes, select_classes_with_targets
+from fer_edge.training.ferplus import LABEL_MODES, relabel
 from fer_edge.training.teachers import Teaching
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    labels: str = "fer2013"
+    fer2013_votes: float = 0.0
+    class_weight_power: float = 1.0
     size: int = 48
 
     def teaching(self) -> Teaching | None:
@@ -112,6 +116,14 @@ class TrainConfig:
                 raise UsageError(f"--width sets the width of {WIDTH_ARCH}, not of {self.arch}")
             if self.width < 8 or self.width % 2:
                 raise UsageError(f"--width {self.width}: expected an even number of 8 or more")
+        if self.labels not in LABEL_MODES:
+            raise UsageError(f"--labels {self.labels}: expected one of {', '.join(LABEL_MODES)}")
+        if self.fer2013_votes < 0 or (self.fer2013_votes and self.labels != "votes"):
+            raise UsageError(
+                f"--fer2013-votes {self.fer2013_votes}: a count of 0 or more, with --labels votes"
+            )
+        if not 0.0 < self.class_weight_power <= 1.0:
+            raise UsageError(f"--class-weight-power {self.class_weight_power}: expected a power in (0, 1]")
         if self.backbone_weights and self.arch != "seed-001-vgg16":
             raise UsageError("--backbone-weights is for seed-001-vgg16 only")
         teaching = self.teaching()
@@ -145,8 +157,7 @@ def _splits(dataset: Dataset, seed: int) -> tuple[str, Split, str, Split]:
             dataset.source,
             cut,
         )
-        pick = lambda idx: Split(only.images[idx], only.labels[idx])  # noqa: E731
-        return "train", pick(order[cut:]), "holdout", pick(order[:cut])
+        return "train", only.take(order[cut:]), "holdout", only.take(order[:cut])
     raise DataError(
         f"{dataset.source}: expected Training and PublicTest (or train/val) splits; "
         f"found {', '.join(dataset.splits)}"
@@ -164,6 +175,8 @@ class TrainingFaces:
     sel_name: str
     x_sel: np.ndarray
     y_sel: np.ndarray
+    t_train: np.ndarray | None = None  # soft targets (--labels votes)
+    selection: Split | None = None  # the selection split with all its labels, for the final report
 
     def metadata(self, data: str, arch: str, seed: int, **training: Any) -> ModelMetadata:
         """A run's metadata: what every trainer records, then its own ``training`` fields."""
@@ -185,20 +198,34 @@ class TrainingFaces:
 
 
 def load_training_faces(
-    data: str, size: int, cache_dir: str | None, seed: int, classes: list[str], limit: int | None
+    data: str,
+    size: int,
+    cache_dir: str | None,
+    seed: int,
+    classes: list[str],
+    limit: int | None,
+    labels: str = "fer2013",
+    fer2013_votes: float = 0.0,
 ) -> TrainingFaces:
-    """Training and selection faces of ``classes`` (labels indexing ``classes``); ``limit`` keeps a
-    seeded random subset of the training faces for quick runs."""
+    """Training and selection faces of ``classes`` (labels indexing ``classes``), labelled as
+    ``--labels`` says (selection counts against hard labels: the FER+ majority for ``majority``
+    and ``votes``); ``limit`` keeps a seeded random subset of the training faces. The final
+    report, like ``evaluate``, counts against the FER+ majority whenever the data has votes."""
     dataset = load_dataset(data, size, cache_dir)
     train_name, train_split, sel_name, sel_split = _splits(dataset, seed)
-    x_train, y_train = select_classes(train_split, classes)
-    x_sel, y_sel = select_classes(sel_split, classes)
+    x_train, y_train, t_train = select_classes_with_targets(
+        relabel(train_split, labels, fer2013_votes), classes
+    )
+    x_sel, y_sel = select_classes(relabel(sel_split, labels), classes)
     if limit:
         pick = np.random.default_rng(seed).permutation(len(y_train))[:limit]
         x_train, y_train = x_train[pick], y_train[pick]
+        t_train = None if t_train is None else t_train[pick]
     if len(y_train) == 0 or len(y_sel) == 0:
         raise DataError(f"{data}: no training or selection faces of the chosen classes")
-    return TrainingFaces(list(classes), train_name, x_train, y_train, sel_name, x_sel, y_sel)
+    return TrainingFaces(
+        list(classes), train_name, x_train, y_train, sel_name, x_sel, y_sel, t_train, sel_split
+    )
 
 
 def _make_optimizer(recipe: Recipe) -> Any:
@@ -268,12 +295,15 @@ def _run_metadata(
         "width": cfg.width,
         "init_from": portable_path(cfg.init_from) if cfg.init_from else None,
         "distillation": teachers.record() if teachers else None,
+        "fer2013_votes": cfg.fer2013_votes or None,
+        "class_weight_power": cfg.class_weight_power if recipe.class_weights else None,
     }
     return faces.metadata(
         cfg.data,
         cfg.arch,
         cfg.seed,
         trainer=f"fer-edge train ({keras.backend.backend()} backend)",
+        labels=cfg.labels,
         epochs=epochs,
         recipe=asdict(recipe),
         **{k: v for k, v in optional.items() if v is not None},
@@ -305,7 +335,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg.check(recipe)
     teaching = cfg.teaching()
     classes = _class_list(cfg.drop_classes)
-    faces = load_training_faces(cfg.data, cfg.size, cfg.cache_dir, cfg.seed, classes, cfg.limit)
+    faces = load_training_faces(
+        cfg.data, cfg.size, cfg.cache_dir, cfg.seed, classes, cfg.limit, cfg.labels, cfg.fer2013_votes
+    )
 
     import keras
 
@@ -357,6 +389,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         cfg.seed,
         label_smoothing=recipe.label_smoothing,
         class_weights=recipe.class_weights,
+        class_weight_power=cfg.class_weight_power,
+        soft_targets=faces.t_train,
         augment=None if in_graph else augment,
         teachers=None if in_graph else teachers,
     )
@@ -384,8 +418,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if (out / "model.keras").exists():
         save_metadata(out / "model.keras", meta)
     write_json(out / "history.json", state.history)
-    selection = Split(faces.x_sel, np.asarray([LABELS.index(classes[i]) for i in faces.y_sel]))
-    return _finish(out, cfg.data, faces.sel_name, selection, state.history)
+    assert faces.selection is not None
+    return _finish(out, cfg.data, faces.sel_name, faces.selection, state.history)
 
 
 def _finish(
