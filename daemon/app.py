@@ -42,6 +42,7 @@ from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
 from fer_edge.daemon.track import FaceTracker
+from fer_edge.daemon.visits import VisitTracker
 from fer_edge.daemon.web import WebBackend, WebServer
 from fer_edge.errors import CannotCreateError, ConfigError, FerEdgeError
 from fer_edge.preprocess import to_gray
@@ -64,6 +65,7 @@ class _Camera:
     reader: CameraReader
     tracker: FaceTracker
     planner: ScanPlanner
+    visits: VisitTracker
     stats: CameraStats = field(default_factory=CameraStats)
 
 
@@ -165,6 +167,7 @@ class Daemon:
                 CameraReader(name, cam, self._on_status, on_tick=self._tick_ready.set),
                 FaceTracker(smoothing=cam.smoothing),
                 ScanPlanner(self.pipeline.detector, config.detector.full_scan_every),
+                VisitTracker(config.device_id, name, cam.interval_s, cam.track_end_s),
             )
             for name, cam in config.cameras.items()
             if cam.enabled
@@ -237,6 +240,8 @@ class Daemon:
                 self._maybe_ready(now)
                 for cam in self.cameras:
                     cam.reader.check_stall()
+                    if cam.reader.status != "streaming":  # no ticks come: end visits by the clock
+                        self._publish_visits(cam, cam.visits.expire(time.time()))
                 if now >= next_stats:
                     self._publish_stats()
                     self.snapshots.drop_unwatched()
@@ -272,6 +277,7 @@ class Daemon:
             self.publisher.publish_retained(self.topics.state(cam.name), state_payload(analysis, now))
         for sink in self.sinks:
             sink(document)
+        self._publish_visits(cam, cam.visits.observe(analysis.faces, frame.wall_time))
         self._last_documents[cam.name] = document
         self.history[cam.name].add([f.emotion for f in analysis.faces if f.emotion], now)
         if self._snapshots_on and self.snapshots.wanted(cam.name):
@@ -280,6 +286,13 @@ class Daemon:
         cam.stats.faces += len(analysis.faces)
         cam.stats.record(analysis.timing_ms)
         self.metrics.tick(cam.name, len(analysis.faces), analysis.timing_ms, cam.reader.frames_decoded)
+
+    def _publish_visits(self, cam: _Camera, documents: list[dict[str, Any]]) -> None:
+        """Visit documents go the way results go: spooled, QoS 1, in order, none lost."""
+        if self.publisher is None:
+            return
+        for document in documents:
+            self.publisher.publish_result(self.topics.tracks(cam.name), document)
 
     def stats_document(self) -> dict[str, Any]:
         uptime = time.monotonic() - self.started
@@ -394,6 +407,7 @@ class Daemon:
             self.web.stop()
         for cam in self.cameras:
             cam.reader.stop()
+            self._publish_visits(cam, cam.visits.close_all())  # spooled: a restart delivers them
         if self.publisher is not None:
             self.publisher.stop(drain_s=2.0)
         for cam in self.cameras:

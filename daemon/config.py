@@ -166,6 +166,12 @@ class CameraConfig(_Base):
         description="EMA weight of past scores per tracked face (temporal voting; 0 = off); reset "
         "on a scene cut so a new face never inherits an old one's scores",
     )
+    track_end_s: float = Field(
+        3.0,
+        gt=0,
+        le=600,
+        description="a visit ends once its face has not been seen for this long (tracks topic)",
+    )
     enabled: bool = True
 
     @model_validator(mode="before")

@@ -49,6 +49,10 @@ class Topics:
     def status(self, camera: str) -> str:
         return f"{self.base}/{self.device}/{camera}/status"
 
+    def tracks(self, camera: str) -> str:
+        """Visits: a ``start`` and an ``end`` document per tracked face (QoS 1, spooled)."""
+        return f"{self.base}/{self.device}/{camera}/tracks"
+
     def discovery(self, camera: str) -> str:
         """The camera's emotion sensor (the first of :meth:`discovery_topics`)."""
         return self.discovery_topics(camera)[0]

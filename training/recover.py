@@ -95,8 +95,10 @@ def recover_member(tflite: str | Path, member: int, faces: np.ndarray) -> Any:
     biases: dict[str, np.ndarray] = {}
     for name, parts in folded.items():
         layer = model.get_layer(name)
+        # the converter drops an all-zero bias; it is zero then
+        bias = parts.get("bias", np.zeros(parts["kernel"].shape[0], np.float32))
         if name == "emotion":
-            layer.set_weights([parts["kernel"].T, parts["bias"]])
+            layer.set_weights([parts["kernel"].T, bias])
             continue
         kernel = np.transpose(parts["kernel"], (1, 2, 3, 0))  # OHWI -> HWIO
         if name == "stem1_conv":
@@ -105,7 +107,7 @@ def recover_member(tflite: str | Path, member: int, faces: np.ndarray) -> Any:
             layer.set_weights([np.transpose(parts["depthwise"], (1, 2, 3, 0)), kernel])
         else:
             layer.set_weights([kernel])
-        biases[_bn_of(name)] = parts["bias"]
+        biases[_bn_of(name)] = bias
     _fit_batch_norms(model, biases, faces)
     return model
 
