@@ -71,7 +71,12 @@ class Topics:
 
 
 # (Home Assistant component, entity suffix) of each camera's entities, in discovery order
-CAMERA_ENTITIES = (("sensor", "emotion"), ("sensor", "faces"), ("binary_sensor", "stream"))
+CAMERA_ENTITIES = (
+    ("sensor", "emotion"),
+    ("sensor", "faces"),
+    ("binary_sensor", "stream"),
+    ("event", "visits"),
+)
 
 
 def emotions_payload(
@@ -147,7 +152,7 @@ def discovery_payload(topics: Topics, camera: str) -> dict[str, Any]:
 def discovery_payloads(topics: Topics, camera: str) -> dict[str, dict[str, Any]]:
     """Every discovery document of one camera, by topic: the emotion (enum), the face count (a
     measurement, so history graphs and statistics work) and the stream's connectivity."""
-    emotion_topic, faces_topic, stream_topic = topics.discovery_topics(camera)
+    emotion_topic, faces_topic, stream_topic, visits_topic = topics.discovery_topics(camera)
     return {
         emotion_topic: discovery_payload(topics, camera),
         faces_topic: {
@@ -164,6 +169,14 @@ def discovery_payloads(topics: Topics, camera: str) -> dict[str, dict[str, Any]]
             "value_template": "{{ 'ON' if value == 'streaming' else 'OFF' }}",
             "device_class": "connectivity",
             "entity_category": "diagnostic",
+        },
+        # visits: the tracks topic's documents as they are (their event_type is start or end;
+        # every other key, dwell_s, dominant, emotions, ..., becomes an attribute of the event)
+        visits_topic: {
+            **_entity(topics, f"{camera}_visits", f"{camera} visits"),
+            "state_topic": topics.tracks(camera),
+            "event_types": ["start", "end"],
+            "icon": "mdi:account-clock",
         },
     }
 

@@ -52,7 +52,8 @@ class Visit:
 
 
 class VisitTracker:
-    """Turns one camera's per-tick faces into visit ``start`` and ``end`` documents."""
+    """Turns one camera's per-tick faces into visit ``start`` and ``end`` documents
+    (``event_type``), each published on the camera's ``tracks`` topic."""
 
     def __init__(self, device: str, camera: str, interval_s: float, track_end_s: float = 3.0) -> None:
         self.device, self.camera = device, camera
@@ -87,7 +88,7 @@ class VisitTracker:
             "schema": TRACKS_SCHEMA,
             "device": self.device,
             "camera": self.camera,
-            "event": event,
+            "event_type": event,  # the key Home Assistant's MQTT event entity reads
             "id": visit.id,
             "first_seen": iso_ms(visit.first_seen),
         }

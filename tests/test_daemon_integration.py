@@ -211,6 +211,7 @@ HA_KEYS = {
     "sensor": HA_COMMON | {"last_reset_value_template", "options", "state_class",
                            "suggested_display_precision", "unit_of_measurement"},
     "binary_sensor": HA_COMMON | {"off_delay", "payload_off", "payload_on"},
+    "event": (HA_COMMON - {"expire_after", "force_update"}) | {"event_types"},
 }  # fmt: skip
 HA_DEVICE_KEYS = {
     "configuration_url", "connections", "hw_version", "identifiers", "manufacturer", "model",
@@ -229,7 +230,7 @@ def check_home_assistant_discovery(collector: MqttCollector, cameras: tuple[str,
         if topic.startswith("homeassistant/") and payload
     }
     components = {topic.split("/")[1] for topic in documents}
-    assert components == {"sensor", "binary_sensor"}, components
+    assert components == {"sensor", "binary_sensor", "event"}, components
     names = set()
     for topic, doc in documents.items():
         component = topic.split("/")[1]
@@ -244,9 +245,11 @@ def check_home_assistant_discovery(collector: MqttCollector, cameras: tuple[str,
             assert doc["unit_of_measurement"]
         if component == "binary_sensor":
             assert doc["device_class"] == "connectivity"
+        if component == "event":
+            assert doc["event_types"] == ["start", "end"] and doc["state_topic"].endswith("/tracks")
         names.add(doc["name"])
     assert len({d["unique_id"] for d in documents.values()}) == len(documents)
-    expected = {f"{c} {what}" for c in cameras for what in ("emotion", "faces", "stream")}
+    expected = {f"{c} {what}" for c in cameras for what in ("emotion", "faces", "stream", "visits")}
     assert names == expected | {"spool depth"}, names
 
 

@@ -27,7 +27,7 @@ def test_a_visit_starts_on_its_first_tick_and_ends_after_track_end_s() -> None:
     tracker = VisitTracker("box", "door", interval_s=1.0, track_end_s=3.0)
     ticks = [[], [face(4, "happy")], [face(4, "happy")], [face(4, "sad", 0.9)], [], [], [], [], []]
     events = run(ticks, tracker)
-    assert [(e["event"], e["id"]) for e in events] == [("start", 4), ("end", 4)]
+    assert [(e["event_type"], e["id"]) for e in events] == [("start", 4), ("end", 4)]
     start, end = events
     assert parse_iso(start["first_seen"]) == T0 + 1 and start["schema"] == 2
     assert parse_iso(end["last_seen"]) == T0 + 3
@@ -43,7 +43,7 @@ def test_a_face_missed_for_less_than_track_end_s_stays_one_visit() -> None:
     tracker = VisitTracker("box", "door", interval_s=1.0, track_end_s=3.0)
     ticks = [[face(1, "neutral")], [], [], [face(1, "neutral")], [], [], [], []]
     events = run(ticks, tracker)
-    assert [e["event"] for e in events] == ["start", "end"]
+    assert [e["event_type"] for e in events] == ["start", "end"]
     assert events[1]["ticks"] == 2 and events[1]["dwell_s"] == 4.0
 
 
@@ -52,7 +52,7 @@ def test_two_faces_are_two_visits_and_too_small_ticks_count_for_dwell_not_for_em
     a, b = 1, 2
     ticks = [[face(a, "angry")], [face(a, None), face(b, "surprise")], [face(b, "surprise")], [], [], []]
     events = run(ticks, tracker)
-    ends = {e["id"]: e for e in events if e["event"] == "end"}
+    ends = {e["id"]: e for e in events if e["event_type"] == "end"}
     assert set(ends) == {a, b}
     assert ends[a]["ticks"] == 2 and ends[a]["emotions"] == {"angry": 1.0} and ends[a]["dwell_s"] == 2.0
     assert ends[b]["dominant"] == "surprise" and ends[b]["dwell_s"] == 2.0
@@ -62,7 +62,7 @@ def test_a_visit_of_only_too_small_ticks_has_no_emotion() -> None:
     tracker = VisitTracker("box", "hall", interval_s=1.0, track_end_s=1.0)
     events = run([[face(9, None)], [], [], []], tracker)
     end = events[-1]
-    assert end["event"] == "end" and end["emotions"] == {} and end["dominant"] is None
+    assert end["event_type"] == "end" and end["emotions"] == {} and end["dominant"] is None
     assert end["strongest"] is None
 
 

@@ -96,7 +96,7 @@ cameras:
 
 
 def _ends(collector: MqttCollector) -> list[dict[str, Any]]:
-    return [d for d in collector.documents("/door/tracks") if d["event"] == "end"]
+    return [d for d in collector.documents("/door/tracks") if d["event_type"] == "end"]
 
 
 def _complete(ends: list[dict[str, Any]], empty_tick: float) -> list[dict[str, Any]]:
@@ -120,7 +120,7 @@ def _spooled_ends(state: Path) -> list[dict[str, Any]]:
         rows = db.execute("SELECT payload FROM messages WHERE topic LIKE '%/tracks'").fetchall()
     finally:
         db.close()
-    return [d for d in (json.loads(r[0]) for r in rows) if d["event"] == "end"]
+    return [d for d in (json.loads(r[0]) for r in rows) if d["event_type"] == "end"]
 
 
 def _spool_rows(state: Path) -> int:
@@ -154,7 +154,7 @@ def test_two_visits_end_with_their_dwell_and_the_shares_of_their_ticks(stack: di
         assert end["ticks"] >= truth - 1 and end["schema"] == 2
         assert end["emotions"] == _shares_of_ticks(collector, end)
         assert end["dominant"] == max(end["emotions"], key=end["emotions"].get)
-    starts = [d for d in collector.documents("/door/tracks") if d["event"] == "start"]
+    starts = [d for d in collector.documents("/door/tracks") if d["event_type"] == "start"]
     assert {e["id"] for e in ends} <= {s["id"] for s in starts}
 
 
