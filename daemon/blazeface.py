@@ -78,7 +78,8 @@ def to_input(gray: np.ndarray, size: int) -> tuple[np.ndarray, int]:
 
 
 def weighted_nms(rects: np.ndarray, scores: np.ndarray, overlap: float) -> Iterator[tuple[np.ndarray, float]]:
-    """MediaPipe's blending suppression: take the best box, average every box overlapping it by
+    """MediaPipe's blending suppression: take the best box (the first four columns of ``rects``;
+    any further columns, such as keypoints, are blended along), average every box overlapping it by
     at least ``overlap`` IoU (weighted by score) into one, drop them, repeat. Averaging the
     neighbouring anchors' answers steadies the box, which the crop framing depends on. Yields
     the blended boxes best first, so a caller after one face can stop at it."""
@@ -109,9 +110,11 @@ def decode(
     side: int,
     threshold: float,
     nms_iou: float = 0.3,
-) -> Iterator[tuple[tuple[int, int, int, int], float]]:
+) -> Iterator[tuple[tuple[int, int, int, int], float, tuple[tuple[float, float], ...]]]:
     """Boxes (x, y, w, h in pixels of a ``side``-pixel square) scoring at least ``threshold``,
-    overlapping ones blended, from one invocation's regressors and logits; best first."""
+    overlapping ones blended, from one invocation's regressors and logits; best first. Each
+    comes with its six keypoints (eyes, nose tip, mouth, ears; x, y in the same pixels), blended
+    with the same weights as the box."""
     # logits beyond +-50 are certain either way; clipping keeps exp() finite in float32
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -50.0, 50.0)))
     keep = np.flatnonzero(scores >= threshold)
@@ -122,8 +125,13 @@ def decode(
     cy = raw[:, 1] / input_size + anchors[keep, 1]
     bw, bh = raw[:, 2] / input_size, raw[:, 3] / input_size
     rects = np.stack([(cx - bw / 2) * side, (cy - bh / 2) * side, bw * side, bh * side], axis=1)
-    finite = np.isfinite(rects).all(axis=1) & (rects[:, 2] > 0) & (rects[:, 3] > 0)
-    for rect, score in weighted_nms(rects[finite], scores[keep][finite], nms_iou):
-        x, y, w, h = (round(float(v)) for v in rect)
+    points = np.empty((len(keep), 12), np.float32)
+    points[:, 0::2] = (raw[:, 4:16:2] / input_size + anchors[keep, 0:1]) * side
+    points[:, 1::2] = (raw[:, 5:16:2] / input_size + anchors[keep, 1:2]) * side
+    rows = np.concatenate([rects, points], axis=1)  # the blending averages keypoints as boxes
+    finite = np.isfinite(rows).all(axis=1) & (rects[:, 2] > 0) & (rects[:, 3] > 0)
+    for row, score in weighted_nms(rows[finite], scores[keep][finite], nms_iou):
+        x, y, w, h = (round(float(v)) for v in row[:4])
         if w > 0 and h > 0:
-            yield (x, y, w, h), score
+            keypoints = tuple((float(row[4 + 2 * k]), float(row[5 + 2 * k])) for k in range(6))
+            yield (x, y, w, h), score, keypoints

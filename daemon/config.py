@@ -104,6 +104,16 @@ class DetectorConfig(_Base):
         description="smallest face crop side given an emotion; smaller faces are reported as too small "
         "(the model's accuracy falls fast below it: README)",
     )
+    max_yaw_deg: float = Field(
+        45.0,
+        gt=0,
+        le=90,
+        description="blazeface: a face turned further than this (head yaw from its keypoints) is "
+        "reported as turned away, with no emotion: the model reads frontal faces",
+    )
+    attention_yaw_deg: float = Field(
+        30.0, gt=0, le=90, description="blazeface: a face turned less than this looks at the camera"
+    )
     detect_width: int = Field(640, ge=64, description="haar: frames are downscaled to this width")
     scale_factor: float = Field(1.2, gt=1.0, le=2.0, description="haar: image pyramid step")
     threads: int = Field(

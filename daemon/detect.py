@@ -31,6 +31,7 @@ import numpy as np
 
 from fer_edge.daemon import blazeface
 from fer_edge.daemon.config import DetectorConfig
+from fer_edge.daemon.pose import Keypoints, mirror_keypoints
 from fer_edge.daemon.track import iou
 from fer_edge.errors import ConfigError, DataError
 from fer_edge.preprocess import Box, Framing
@@ -51,6 +52,8 @@ REFINE_FLOOR = 0.05
 class Detection:
     box: Box  # x, y, w, h in source pixels
     score: float
+    # BlazeFace's six keypoints in source pixels (see fer_edge.daemon.pose); None for Haar
+    keypoints: Keypoints | None = None
 
 
 def bundled_detector_file(name: str) -> Path:
@@ -203,10 +206,10 @@ class _BlazeFaceModel:
         self._boxes_index, self._scores_index = by_width[16]["index"], by_width[1]["index"]
         self._anchors = blazeface.anchor_centres(variant)
 
-    def __call__(self, gray: np.ndarray, threshold: float) -> list[tuple[Box, float]]:
+    def __call__(self, gray: np.ndarray, threshold: float) -> list[tuple[Box, float, Keypoints]]:
         return list(self.boxes(gray, threshold))
 
-    def boxes(self, gray: np.ndarray, threshold: float) -> Iterator[tuple[Box, float]]:
+    def boxes(self, gray: np.ndarray, threshold: float) -> Iterator[tuple[Box, float, Keypoints]]:
         """The faces scoring at least ``threshold``, best first, blended lazily: a caller after
         one face stops after the blending that finds it (the rest is most of the decoding)."""
         x, side = blazeface.to_input(gray, self.size)
@@ -297,20 +300,20 @@ class BlazeFaceDetector(FaceDetector):
         found = []
         for x0, y0, tw, th in self._tiles(region):
             view = gray[y0 : y0 + th, x0 : x0 + tw]
-            for (x, y, w, h), score in self._propose(view, self.config.proposal_threshold):
+            for (x, y, w, h), score, _ in self._propose(view, self.config.proposal_threshold):
                 found.append(Detection((x0 + x, y0 + y, w, h), score))
         return nms(found, 0.3)
 
     def _nearest(
         self, tile: np.ndarray, cx: float, cy: float, reach: float, side: float
-    ) -> tuple[Box, float] | None:
+    ) -> tuple[Box, float, Keypoints] | None:
         """The short-range model's best face in ``tile`` centred within ``reach`` of (cx, cy)
         (tile pixels): the face asked about, not a neighbour sharing the tile. Boxes come best
         first, so the first near one is the best near one."""
-        for box, score in self._refine.boxes(tile, REFINE_FLOOR):
+        for box, score, keypoints in self._refine.boxes(tile, REFINE_FLOOR):
             bx, by, bw, bh = box
             if abs(bx + bw / 2 - cx) <= reach * side and abs(by + bh / 2 - cy) <= reach * side:
-                return box, score
+                return box, score, keypoints
         return None
 
     def _look_closer(
@@ -333,14 +336,20 @@ class BlazeFaceDetector(FaceDetector):
         mirrored = self._nearest(np.ascontiguousarray(tile[:, ::-1]), tile.shape[1] - cx, cy, reach, side)
         if mirrored is None:
             return None
-        (ax, ay, aw, ah), a_score = look
-        (mx, my, mw, mh), m_score = mirrored
+        (ax, ay, aw, ah), a_score, a_points = look
+        (mx, my, mw, mh), m_score, m_points = mirrored
         mx = tile.shape[1] - mx - mw  # back into the tile's own orientation
         score = pooled_score(a_score, m_score, prior)
         if score < threshold:
             return None
         mean = ((ax + mx) / 2.0, (ay + my) / 2.0, (aw + mw) / 2.0, (ah + mh) / 2.0)
-        return Detection((x0 + round(mean[0]), y0 + round(mean[1]), round(mean[2]), round(mean[3])), score)
+        m_points = mirror_keypoints(m_points, tile.shape[1])
+        points = tuple(
+            (x0 + (p[0] + q[0]) / 2.0, y0 + (p[1] + q[1]) / 2.0)
+            for p, q in zip(a_points, m_points, strict=True)
+        )
+        box = (x0 + round(mean[0]), y0 + round(mean[1]), round(mean[2]), round(mean[3]))
+        return Detection(box, score, points)
 
     def search(self, gray: np.ndarray, region: Box) -> list[Detection]:
         found = []

@@ -12,7 +12,7 @@ from fer_edge import __version__
 from fer_edge.daemon.pipeline import Analysis
 from fer_edge.labels import LABELS
 
-SCHEMA = 1
+SCHEMA = 2  # 2: per-face yaw_deg, roll_deg, attention, turned_away; the tracks topic
 
 
 def iso_ms(ts: float) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_edge.daemon.detect import FaceDetector
+from fer_edge.daemon.pose import head_pose
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.preprocess import preprocess_faces
@@ -21,17 +22,23 @@ from fer_edge.runtime import EmotionModel
 @dataclass
 class FaceResult:
     """One face of one tick. A face too small to classify (its crop under
-    ``detector.min_classify_px``) has no emotion: ``emotion``/``score`` are None, ``scores`` empty."""
+    ``detector.min_classify_px``) or turned away (``|yaw_deg|`` over ``detector.max_yaw_deg``) has
+    no emotion: ``emotion``/``score`` are None, ``scores`` empty. ``yaw_deg``, ``roll_deg`` and
+    ``attention`` come from the detector's keypoints (BlazeFace; None with Haar)."""
 
     id: int
     box: tuple[int, int, int, int]
     emotion: str | None
     score: float | None
     scores: dict[str, float]
+    yaw_deg: float | None = None
+    roll_deg: float | None = None
+    attention: bool | None = None
+    turned_away: bool = False
 
     @property
     def too_small(self) -> bool:
-        return self.emotion is None
+        return self.emotion is None and not self.turned_away
 
     def to_json(self) -> dict[str, object]:
         document: dict[str, object] = {
@@ -41,8 +48,12 @@ class FaceResult:
             "score": None if self.score is None else round(self.score, 4),
             "scores": self.scores,
         }
+        if self.yaw_deg is not None:
+            document.update(yaw_deg=self.yaw_deg, roll_deg=self.roll_deg, attention=self.attention)
         if self.too_small:
             document["too_small"] = True
+        if self.turned_away:
+            document["turned_away"] = True
         return document
 
 
@@ -61,6 +72,8 @@ class FacePipeline:
         self.detector = detector
         self.framing = detector.framing
         self.min_classify_px = detector.config.min_classify_px
+        self.max_yaw_deg = detector.config.max_yaw_deg
+        self.attention_yaw_deg = detector.config.attention_yaw_deg
         self.model = model
         self.tta = tta
         self.spec = model.metadata.input_spec()
@@ -95,7 +108,12 @@ class FacePipeline:
         detections = planner.find(gray) if planner is not None else self.detector.detect(gray)
         t1 = time.perf_counter()
         boxes = [d.box for d in detections]
-        big_enough = [self.framing.crop_box(b)[2] >= self.min_classify_px for b in boxes]
+        poses = [head_pose(d.keypoints) for d in detections]
+        turned = [p is not None and abs(p.yaw_deg) > self.max_yaw_deg for p in poses]
+        big_enough = [
+            self.framing.crop_box(b)[2] >= self.min_classify_px and not away
+            for b, away in zip(boxes, turned, strict=True)
+        ]
         probs = np.full((len(boxes), len(self.labels)), np.nan, np.float32)
         if any(big_enough):
             probs[np.asarray(big_enough)] = self._classify(
@@ -107,19 +125,23 @@ class FacePipeline:
         tracks = tracker.update(boxes, probs) if tracker is not None else None
         faces = []
         for i, box in enumerate(boxes):
-            if not big_enough[i]:
-                face_id = tracks[i].id if tracks is not None else i + 1
-                faces.append(FaceResult(id=face_id, box=box, emotion=None, score=None, scores={}))
-                continue
-            scores = tracks[i].scores if tracks is not None else probs[i]
-            best = int(np.argmax(scores))
-            faces.append(
-                FaceResult(
-                    id=tracks[i].id if tracks is not None else i + 1,
-                    box=box,
-                    emotion=self.labels[best],
-                    score=float(scores[best]),
-                    scores={label: round(float(s), 4) for label, s in zip(self.labels, scores, strict=True)},
-                )
+            face = FaceResult(
+                id=tracks[i].id if tracks is not None else i + 1,
+                box=box,
+                emotion=None,
+                score=None,
+                scores={},
+                turned_away=turned[i],
             )
+            if poses[i] is not None:
+                face.yaw_deg, face.roll_deg = poses[i].yaw_deg, poses[i].roll_deg
+                face.attention = abs(poses[i].yaw_deg) <= self.attention_yaw_deg
+            if big_enough[i]:
+                scores = tracks[i].scores if tracks is not None else probs[i]
+                best = int(np.argmax(scores))
+                face.emotion, face.score = self.labels[best], float(scores[best])
+                face.scores = {
+                    label: round(float(s), 4) for label, s in zip(self.labels, scores, strict=True)
+                }
+            faces.append(face)
         return Analysis(faces, {"detect": round((t1 - t0) * 1000, 2), "classify": round((t2 - t1) * 1000, 2)})

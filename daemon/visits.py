@@ -15,10 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from fer_edge.daemon.payloads import iso_ms
+from fer_edge.daemon.payloads import SCHEMA, iso_ms
 from fer_edge.daemon.pipeline import FaceResult
 
-TRACKS_SCHEMA = 2
+TRACKS_SCHEMA = SCHEMA
 
 
 @dataclass

@@ -272,7 +272,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
         period = (parse_iso(docs[-1]["ts"]) - parse_iso(docs[0]["ts"])) / (len(docs) - 1)
         assert 0.8 <= period <= 1.3, period
         for doc in docs:
-            assert doc["schema"] == 1 and doc["device"] == "test-box" and doc["camera"] == camera
+            assert doc["schema"] == 2 and doc["device"] == "test-box" and doc["camera"] == camera
             assert {"decode", "detect", "classify"} <= set(doc["timing_ms"])  # type: ignore[arg-type]
         faces = [f for d in docs for f in d["faces"]]  # type: ignore[union-attr]
         # both drawn faces are found in most ticks, each where one of them was drawn

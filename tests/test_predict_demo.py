@@ -197,5 +197,5 @@ def test_demo_prints_emotions_documents_without_tensorflow() -> None:
     documents = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(documents) >= 3
     assert [d["seq"] for d in documents] == list(range(1, len(documents) + 1))
-    assert all(d["schema"] == 1 and d["camera"] == "demo" for d in documents)
+    assert all(d["schema"] == 2 and d["camera"] == "demo" for d in documents)
     assert sum(len(d["faces"]) for d in documents) >= 2 * len(documents) - 1
