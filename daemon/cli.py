@@ -117,7 +117,9 @@ def annotate(image: np.ndarray, faces: list[dict[str, Any]]) -> np.ndarray:
         cv2.rectangle(out, (x, y), (x + w, y + h), (60, 220, 60), 2)
         cv2.putText(
             out,
-            "too small" if face["emotion"] is None else f"{face['emotion']} {face['score']:.2f}",
+            ("turned away" if face.get("turned_away") else "too small")
+            if face["emotion"] is None
+            else f"{face['emotion']} {face['score']:.2f}",
             (x, max(12, y - 6)),
             cv2.FONT_HERSHEY_SIMPLEX,
             0.5,

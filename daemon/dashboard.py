@@ -136,7 +136,8 @@ def render(gray: np.ndarray, faces: list[dict[str, Any]]) -> bytes:
         emotion = face.get("emotion")
         colour = COLOURS_BGR.get(emotion or "", (255, 255, 255))
         cv2.rectangle(image, (x, y), (x + w, y + h), colour, 2)
-        label = f"#{face['id']} {emotion} {face['score']:.2f}" if emotion else f"#{face['id']} too small"
+        why_not = "turned away" if face.get("turned_away") else "too small"
+        label = f"#{face['id']} {emotion} {face['score']:.2f}" if emotion else f"#{face['id']} {why_not}"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
         top = max(0, y - th - 8)
         cv2.rectangle(image, (x, top), (x + tw + 6, top + th + 8), colour, -1)

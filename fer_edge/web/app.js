@@ -76,7 +76,9 @@ function updateCard(card, name, cam, state) {
   const last = cam.last;
   const faces = last ? last.faces : [];
   card.faces.replaceChildren(...(faces.length ? faces.map((face) => {
-    const text = face.emotion ? `#${face.id} ${face.emotion} ${(face.score * 100).toFixed(0)}%` : `#${face.id} too small`;
+    const text = face.emotion
+      ? `#${face.id} ${face.emotion} ${(face.score * 100).toFixed(0)}%`
+      : `#${face.id} ${face.turned_away ? "turned away" : "too small"}`;
     const item = el("li", { "data-emotion": face.emotion || "none" }, text);
     if (face.emotion) item.style.borderColor = COLOURS[face.emotion];
     return item;
