@@ -21,23 +21,16 @@ import pytest
 from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame
 from fer_edge.daemon.payloads import parse_iso
-from tests.servers import (
-    Mosquitto,
-    MqttCollector,
-    RtspServer,
-    daemon_command,
-    have_mosquitto,
-    have_rtsp_server,
-    stop_process,
-    wait_for,
-)
+from tests import servers
+from tests.servers import Mosquitto, MqttCollector, wait_for
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not have_mosquitto(), reason="mosquitto is not installed (.ci/run installs it)"),
-    pytest.mark.skipif(not have_rtsp_server(), reason="gst-rtsp-server/python3-gi not installed"),
+    pytest.mark.skipif(
+        not (servers.have_mosquitto() and servers.have_rtsp_server()),
+        reason="needs mosquitto and gst-rtsp-server (.ci/run installs them)",
+    ),
 ]
-
 FPS, WIDTH, HEIGHT, LOOP_S = 10, 640, 360, 16
 # (sprite, enters at, leaves at): A stays 5 s, B 8 s, then nobody until the clip loops
 VISITORS = [(Sprite(scale=0.8, x=40, y=60), 1.0, 6.0), (Sprite(scale=0.7, x=420, y=120), 2.0, 10.0)]
@@ -57,7 +50,7 @@ def _frames() -> np.ndarray:
 @pytest.fixture
 def stack(tmp_path: Path, int8_model: Path) -> Iterator[dict[str, Any]]:
     broker = Mosquitto(tmp_path, persistent=True)
-    camera = RtspServer(_frames(), tmp_path, FPS)
+    camera = servers.RtspServer(_frames(), tmp_path, FPS)
     for server in (broker, camera):
         server.start()
     state = tmp_path / "state"
@@ -79,7 +72,10 @@ cameras:
     def start() -> subprocess.Popen[bytes]:
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                daemon_command(config), env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=out, stderr=out
+                servers.daemon_command(config),
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdout=out,
+                stderr=out,
             )
         procs.append(proc)
         return proc
@@ -89,7 +85,7 @@ cameras:
     finally:
         for proc in procs:
             if proc.poll() is None:
-                stop_process(proc)
+                servers.stop_process(proc)
         collector.close()
         for server in (camera, broker):
             server.stop()
