@@ -473,8 +473,11 @@ def benchmark(
             "clip": {"width": WIDTH, "height": HEIGHT, "fps": FPS, "seconds": seconds, "scene_s": SCENE_S},
             "pipelines": {},
         }
+        aligned_of: dict[str, dict[tuple[int, int], bool]] = {}
         for suffix, model_path in models:
-            aligned = aligned_correct(model_path or str(BUNDLED_MODEL), faces.images, scenes)
+            aligned = aligned_of[suffix] = aligned_correct(
+                model_path or str(BUNDLED_MODEL), faces.images, scenes
+            )
             for kind in detectors:
                 started = time.monotonic()
                 documents = run_daemon(clip, seconds, {"kind": kind}, work, model_path, decode)
@@ -484,7 +487,7 @@ def benchmark(
                 rows["_seconds"] = round(time.monotonic() - started, 1)
                 report["pipelines"][f"fer-edge ({kind}){suffix}"] = rows
         if standin:
-            aligned = aligned_correct(model or str(BUNDLED_MODEL), faces.images, scenes)
+            aligned = aligned_of[""]  # the main model's, as the rows above
             ticks = run_standin(clip, scenes)
             if ticks is not None:
                 report["pipelines"]["stand-in: full-res Haar + fer"] = score(

@@ -45,10 +45,9 @@ class Visit:
             rank = (face.emotion != "neutral", face.score)
             if self.strongest is None or rank > (self.strongest[1] != "neutral", self.strongest[0]):
                 self.strongest = (face.score, face.emotion, frame_ts)
-        attention = getattr(face, "attention", None)
-        if attention is not None:
+        if face.attention is not None:
             self.judged += 1
-            self.looked += int(bool(attention))
+            self.looked += int(face.attention)
 
 
 class VisitTracker:
@@ -100,10 +99,10 @@ class VisitTracker:
         del self.open[visit.id]
         called = sum(visit.emotions.values())
         shares = {e: round(n / called, 4) for e, n in visit.emotions.most_common()} if called else {}
+        # the most frequent emotion; a tie goes to the strongest moment's
+        strongest_emotion = visit.strongest[1] if visit.strongest else None
         dominant = (
-            max(visit.emotions, key=lambda e: (visit.emotions[e], e == (visit.strongest or (0, "", 0))[1]))
-            if called
-            else None
+            max(visit.emotions, key=lambda e: (visit.emotions[e], e == strongest_emotion)) if called else None
         )
         strongest = (
             {

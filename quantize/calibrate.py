@@ -23,7 +23,7 @@ from fer_edge.runtime import EmotionModel, RuntimeOptions
 from fer_edge.scores import agreement_report, fit_temperature
 from fer_edge.training.data import load_dataset, select_classes_with_targets
 from fer_edge.training.evaluate import evaluate_split, load_classifier, predict_proba
-from fer_edge.training.ferplus import relabel, vote_shares
+from fer_edge.training.ferplus import relabel
 
 logger = logging.getLogger(__name__)
 
@@ -161,9 +161,8 @@ def fit_score_temperature(model: EmotionModel, dataset: Any) -> dict[str, Any]:
     selection = dataset.selection()
     if selection is None or selection[1].votes is None:
         return {}
-    majority = relabel(selection[1], "majority")
-    majority.targets = vote_shares(majority.votes)
-    images, _, shares = select_classes_with_targets(majority, list(model.metadata.labels))
+    scored = relabel(selection[1], "votes")  # the taggers' shares on the faces FER+ scores
+    images, _, shares = select_classes_with_targets(scored, list(model.metadata.labels))
     assert shares is not None
     model.metadata.temperature = 1.0
     raw = predict_proba(model, images)

@@ -20,7 +20,7 @@ from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 from fer_edge.scores import agreement_report, apply_temperature
 from fer_edge.training.data import Split, select_classes_with_targets
-from fer_edge.training.ferplus import UNSCORED, majority_labels, relabel, vote_shares
+from fer_edge.training.ferplus import UNSCORED, majority_labels, relabel
 from fer_edge.training.robustness import CONDITIONS
 
 logger = logging.getLogger(__name__)
@@ -115,9 +115,8 @@ def evaluate_split(
     if split.votes is None:
         report = _scored(model, split, labels, tta, robustness)[0]
         return Evaluation({"labels": "fer2013", **report}, labels)
-    majority = relabel(split, "majority")
-    majority.targets = vote_shares(majority.votes)
-    report, probs, shares = _scored(model, majority, labels, tta, robustness)
+    # the majority as labels, the taggers' shares as targets, on the faces FER+ scores
+    report, probs, shares = _scored(model, relabel(split, "votes"), labels, tta, robustness)
     # the FER2013 label on the same faces, so the two accuracies compare like for like
     fer2013 = _scored(model, split.take(majority_labels(split.votes) != UNSCORED), labels, tta, False)[0]
     report = {"labels": "ferplus-majority", **report}
