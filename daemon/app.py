@@ -24,8 +24,9 @@ import numpy as np
 from fer_edge import __version__
 from fer_edge.atomic import write_json
 from fer_edge.daemon.config import DaemonConfig
-from fer_edge.daemon.dashboard import EmotionHistory, Snapshots
+from fer_edge.daemon.dashboard import Snapshots
 from fer_edge.daemon.detect import create_detector
+from fer_edge.daemon.history import HistoryStore
 from fer_edge.daemon.ingest import CameraReader, Frame
 from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
 from fer_edge.daemon.payloads import (
@@ -69,6 +70,7 @@ class _Camera:
     stats: CameraStats = field(default_factory=CameraStats)
 
 
+HISTORY_FLUSH_S = 10.0  # a crash loses at most this long of the per-minute history
 CAMERAS_FILE = "cameras.json"  # in state_dir: the cameras whose retained topics this box published
 
 
@@ -152,7 +154,9 @@ class Daemon:
         self.metrics = PrometheusMetrics(
             config.metrics_port, config.metrics_host, served_elsewhere=config.http is not None
         )
-        self.history = {name: EmotionHistory() for name, cam in config.cameras.items() if cam.enabled}
+        self.history = HistoryStore(
+            config.state_dir / "history.sqlite3", config.history_days, config.history_max_mb
+        )
         self.snapshots = Snapshots()
         self._last_documents: dict[str, dict[str, Any]] = {}
         self._analyzer: FacePipeline | None = None
@@ -227,6 +231,7 @@ class Daemon:
         for cam in self.cameras:
             cam.reader.start()
         next_stats = time.monotonic() + min(5.0, self.config.mqtt.stats_interval_s)
+        next_flush = time.monotonic() + HISTORY_FLUSH_S
         try:
             while not self.stop_event.is_set():
                 # readers decide which frames are ticks (in stream time) and wake this loop
@@ -246,6 +251,9 @@ class Daemon:
                     self._publish_stats()
                     self.snapshots.drop_unwatched()
                     next_stats = now + self.config.mqtt.stats_interval_s
+                if now >= next_flush:
+                    self.history.flush()
+                    next_flush = now + HISTORY_FLUSH_S
                 self.watchdog.progress()
                 if self.duration_s is not None and now - self.started >= self.duration_s:
                     break
@@ -272,14 +280,18 @@ class Daemon:
         now = time.time()
         seq = self.spool.next_seq(cam.name)
         document = emotions_payload(self.config.device_id, cam.name, seq, now, frame.wall_time, analysis)
+        visits = cam.visits.observe(analysis.faces, frame.wall_time)
+        started = {v["id"] for v in visits if v["event_type"] == "start"}
+        interval = self.config.cameras[cam.name].interval_s
+        self.history.record(cam.name, frame.wall_time, analysis.faces, interval, started)
         if self.publisher is not None:
             self.publisher.publish_result(self.topics.emotions(cam.name), document, frame.wall_time)
-            self.publisher.publish_retained(self.topics.state(cam.name), state_payload(analysis, now))
+            state = state_payload(analysis, now, self.history.people_today(cam.name))
+            self.publisher.publish_retained(self.topics.state(cam.name), state)
         for sink in self.sinks:
             sink(document)
-        self._publish_visits(cam, cam.visits.observe(analysis.faces, frame.wall_time))
+        self._publish_visits(cam, visits)
         self._last_documents[cam.name] = document
-        self.history[cam.name].add([f.emotion for f in analysis.faces if f.emotion], now)
         if self._snapshots_on and self.snapshots.wanted(cam.name):
             self.snapshots.offer(cam.name, frame.image, document["faces"], cam.stats.ticks)
         cam.stats.ticks += 1
@@ -288,11 +300,13 @@ class Daemon:
         self.metrics.tick(cam.name, len(analysis.faces), analysis.timing_ms, cam.reader.frames_decoded)
 
     def _publish_visits(self, cam: _Camera, documents: list[dict[str, Any]]) -> None:
-        """Visit documents go the way results go: spooled, QoS 1, in order, none lost."""
-        if self.publisher is None:
-            return
+        """Visit documents go the way results go: spooled, QoS 1, in order, none lost; ended
+        visits are kept in the history too (``/api/tracks``)."""
         for document in documents:
-            self.publisher.publish_result(self.topics.tracks(cam.name), document)
+            if document["event_type"] == "end":
+                self.history.record_visit(cam.name, document)
+            if self.publisher is not None:
+                self.publisher.publish_result(self.topics.tracks(cam.name), document)
 
     def stats_document(self) -> dict[str, Any]:
         uptime = time.monotonic() - self.started
@@ -308,6 +322,7 @@ class Daemon:
                     "decode": {
                         "mode": cam.reader.plan.mode,
                         "doing": cam.reader.plan.doing,
+                        "why": cam.reader.plan.why,
                         "gop_s": _rounded(cam.reader.plan.gop_s, 3),
                         "decoded_fraction": round(cam.reader.plan.decoded_fraction, 3),
                     },
@@ -327,6 +342,10 @@ class Daemon:
                 "salvaged": self.spool.salvaged,
                 "write_failures": self.spool.write_failures,
             },
+            "history": {
+                "write_failures": self.history.write_failures,
+                "pruned_days": self.history.pruned_days,
+            },
         }
 
     # -- the web page and API -------------------------------------------------------------------
@@ -342,6 +361,7 @@ class Daemon:
             analyze=self.analyze_image,
             healthy=lambda: time.monotonic() - self._loop_alive < 10.0,
             metrics=self.metrics.exposition if self.metrics.enabled else None,
+            history=self.history,
         )
         try:
             try:
@@ -371,13 +391,12 @@ class Daemon:
         return self.snapshots.jpeg(camera, wait_s=min(interval + 1.0, 5.0))
 
     def web_state(self) -> dict[str, Any]:
-        """``/api/state``: the stats document, with each camera's last result and its hour."""
+        """``/api/state``: the stats document, with each camera's last result and people today."""
         document = self.stats_document()
-        now = time.time()
         for cam in self.cameras:
             entry = document["cameras"][cam.name]
             entry["last"] = self._last_documents.get(cam.name)
-            entry["history"] = self.history[cam.name].series(now)
+            entry["people_today"] = self.history.people_today(cam.name)
         return {
             "device": self.config.device_id,
             "version": __version__,
@@ -408,6 +427,7 @@ class Daemon:
         for cam in self.cameras:
             cam.reader.stop()
             self._publish_visits(cam, cam.visits.close_all())  # spooled: a restart delivers them
+        self.history.close()
         if self.publisher is not None:
             self.publisher.stop(drain_s=2.0)
         for cam in self.cameras:

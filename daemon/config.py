@@ -258,6 +258,15 @@ class DaemonConfig(_Base):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     cameras: dict[str, CameraConfig] = Field(min_length=1)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    history_days: int = Field(
+        30, ge=1, le=3650, description="per-minute history (history.sqlite3 in state_dir) kept this long"
+    )
+    history_max_mb: float = Field(
+        512.0,
+        ge=1,
+        description="the history's size bound: past it the oldest day goes (a year of 16 cameras "
+        "is about 300 MB)",
+    )
     http: HttpConfig | None = Field(
         default_factory=HttpConfig, description="the page, the HTTP API and /metrics; null: off"
     )

@@ -1,26 +1,20 @@
-"""What the web page shows of each camera: the last hour of emotions, and the last analysed frame.
+"""What the web page shows of each camera live: the last analysed frame, drawn.
 
-Both live in memory only. The hour is a ring of per-30-s counts (120 small dicts a camera),
-so a page opened at any time draws the last hour without a database. The last frame is kept only
-while someone looks at it: a camera box with no browser open keeps no pixels, and a JPEG is drawn
-at most once per tick, when asked for, and never written anywhere.
+Kept in memory, and only while someone looks at it: a camera box with no browser open keeps no
+pixels, and a JPEG is drawn at most once per tick, when asked for, and never written anywhere.
+(The page's charts read the per-minute history on disk: :mod:`fer_edge.daemon.history`.)
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from fer_edge.labels import LABELS
-
-HISTORY_BUCKETS = 120  # the last hour ...
-BUCKET_S = 30  # ... in 30 s steps: fine enough for a chart that moves while one watches
 WATCHED_S = 10.0  # a snapshot asked for within this long: keep the frames coming
 SNAPSHOT_WIDTH = 640  # snapshots are drawn at most this wide (a card, not a recording): ~1.7 ms
 
@@ -34,47 +28,6 @@ COLOURS_BGR = {
     "surprise": (40, 140, 250),
     "neutral": (180, 180, 180),
 }
-
-
-@dataclass
-class _Bucket:
-    start: float  # time.time() at the bucket's start
-    emotions: Counter[str] = field(default_factory=Counter)
-    faces: int = 0  # classified faces seen in the bucket's ticks
-
-
-class EmotionHistory:
-    """Counts of the emotions of classified faces per 30 s, for the last hour."""
-
-    def __init__(self) -> None:
-        self._buckets: deque[_Bucket] = deque(maxlen=HISTORY_BUCKETS)
-        self._lock = threading.Lock()
-
-    def add(self, emotions: list[str], now: float) -> None:
-        start = now - now % BUCKET_S
-        with self._lock:
-            if not self._buckets or self._buckets[-1].start != start:
-                self._buckets.append(_Bucket(start))
-            bucket = self._buckets[-1]
-            bucket.emotions.update(emotions)
-            bucket.faces += len(emotions)
-
-    def series(self, now: float) -> dict[str, Any]:
-        """Each emotion's share of the classified faces per 30 s of the last hour (null where
-        there were no faces), oldest first."""
-        first = now - now % BUCKET_S - BUCKET_S * (HISTORY_BUCKETS - 1)
-        with self._lock:
-            by_start = {b.start: b for b in self._buckets}
-        starts = [first + BUCKET_S * i for i in range(HISTORY_BUCKETS)]
-        faces = [by_start[s].faces if s in by_start else 0 for s in starts]
-        share = {
-            label: [
-                round(by_start[s].emotions[label] / n, 3) if n else None
-                for s, n in zip(starts, faces, strict=True)
-            ]
-            for label in LABELS
-        }
-        return {"bucket_s": BUCKET_S, "starts": starts, "faces": faces, "share": share}
 
 
 @dataclass

@@ -76,6 +76,7 @@ CAMERA_ENTITIES = (
     ("sensor", "faces"),
     ("binary_sensor", "stream"),
     ("event", "visits"),
+    ("sensor", "people_today"),
 )
 
 
@@ -99,8 +100,9 @@ def prediction_document(source: str, model_path: str | Path, analysis: Analysis)
     return {"path": source, "model": Path(model_path).name, "faces": [f.to_json() for f in analysis.faces]}
 
 
-def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
-    """Latest summary: face count and the most common emotion (ties: the most confident)."""
+def state_payload(analysis: Analysis, ts: float, people_today: int = 0) -> dict[str, Any]:
+    """Latest summary: face count, the most common emotion (ties: the most confident), and the
+    people seen today (visits since local midnight)."""
     dominant = None
     classified = [f for f in analysis.faces if f.emotion is not None]
     if classified:
@@ -109,7 +111,12 @@ def state_payload(analysis: Analysis, ts: float) -> dict[str, Any]:
             counts,
             key=lambda e: (counts[e], max(f.score or 0.0 for f in classified if f.emotion == e)),
         )
-    return {"faces": len(analysis.faces), "dominant": dominant, "ts": iso_ms(ts)}
+    return {
+        "faces": len(analysis.faces),
+        "dominant": dominant,
+        "people_today": people_today,
+        "ts": iso_ms(ts),
+    }
 
 
 def _device(topics: Topics) -> dict[str, Any]:
@@ -152,7 +159,7 @@ def discovery_payload(topics: Topics, camera: str) -> dict[str, Any]:
 def discovery_payloads(topics: Topics, camera: str) -> dict[str, dict[str, Any]]:
     """Every discovery document of one camera, by topic: the emotion (enum), the face count (a
     measurement, so history graphs and statistics work) and the stream's connectivity."""
-    emotion_topic, faces_topic, stream_topic, visits_topic = topics.discovery_topics(camera)
+    emotion_topic, faces_topic, stream_topic, visits_topic, people_topic = topics.discovery_topics(camera)
     return {
         emotion_topic: discovery_payload(topics, camera),
         faces_topic: {
@@ -177,6 +184,15 @@ def discovery_payloads(topics: Topics, camera: str) -> dict[str, dict[str, Any]]
             "state_topic": topics.tracks(camera),
             "event_types": ["start", "end"],
             "icon": "mdi:account-clock",
+        },
+        # a count that starts again at local midnight: total_increasing reads the drop as a new cycle
+        people_topic: {
+            **_entity(topics, f"{camera}_people_today", f"{camera} people today"),
+            "state_topic": topics.state(camera),
+            "value_template": "{{ value_json.people_today }}",
+            "state_class": "total_increasing",
+            "unit_of_measurement": "people",
+            "icon": "mdi:account-group",
         },
     }
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from fer_edge.daemon.sqlite_db import open_database, set_aside
 
 logger = logging.getLogger(__name__)
 
@@ -59,36 +60,17 @@ class Spool:
         self._seqs: dict[str, int] = {}  # the last seq given per camera
         self._lock = threading.Lock()
         try:
-            self._db = self._open(path)
+            self._db = open_database(path, _SCHEMA)
         except sqlite3.DatabaseError as e:
             self._db = self._recover(path, e)
         # kept in memory: a COUNT(*) per result would scan the whole spool during an outage
         self._depth = int(self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            check = db.execute("PRAGMA quick_check").fetchone()
-            if not check or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
-        except sqlite3.DatabaseError:
-            db.close()
-            raise
-        return db
-
     def _recover(self, path: Path, error: sqlite3.DatabaseError) -> sqlite3.Connection:
         """Set the bad spool aside, start a fresh one, copy over what still reads."""
         rows, counters = _salvage(path)
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        for suffix in ("", "-wal", "-shm"):
-            part = Path(f"{path}{suffix}")
-            if part.exists():
-                part.rename(Path(f"{aside}{suffix}"))
-        db = self._open(path)
+        aside = set_aside(path)
+        db = open_database(path, _SCHEMA)
         with db:
             db.executemany("INSERT INTO messages(topic, payload, qos, retain) VALUES (?, ?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO counters(name, value) VALUES (?, ?)", counters)

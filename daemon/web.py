@@ -1,7 +1,8 @@
 """The daemon's web page and HTTP API (config ``http``), on the standard library's threaded server.
 
-Routes: ``/`` (the live page) and its two assets, ``/api/state``, ``/api/cameras/<name>/snapshot.jpg``,
-``POST /api/analyze``, ``/metrics`` and ``/healthz``. Nothing else answers: files are served from a
+Routes: ``/`` (the live page) and its two assets, ``/api/state``, ``/api/history`` (JSON or CSV),
+``/api/tracks``, ``/api/cameras/<name>/snapshot.jpg``, ``POST /api/analyze``, ``/metrics`` and
+``/healthz``. Nothing else answers: files are served from a
 fixed table, never from a path taken from the request, so there is nothing to list or traverse.
 
 Off loopback a bearer token is required (``Authorization: Bearer`` or ``?token=`` for the page),
@@ -34,6 +35,8 @@ import cv2
 import numpy as np
 
 from fer_edge.daemon.config import HttpConfig
+from fer_edge.daemon.history import HistoryStore
+from fer_edge.daemon.history_api import BadQuery, history_csv, history_document, tracks_document
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +71,11 @@ class WebBackend:
         analyze: Callable[[np.ndarray], dict[str, Any]],
         healthy: Callable[[], bool],
         metrics: Callable[[], tuple[bytes, str]] | None,
+        history: HistoryStore | None = None,
     ) -> None:
         self.state, self.snapshot, self.cameras = state, snapshot, cameras
         self.analyze, self.healthy, self.metrics = analyze, healthy, metrics
+        self.history = history
         self.analyze_lock = threading.Lock()
 
 
@@ -114,8 +119,18 @@ class _Handler(BaseHTTPRequestHandler):
         line = _TOKEN_IN_QUERY.sub(r"\1***", format % args)  # the page's token is in its URL
         logger.debug("http %s %s", self.address_string(), line)
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str, cache: bool = False) -> None:
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        cache: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Every answer goes out here, so every one carries the security headers."""
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "max-age=300" if cache else "no-store")
@@ -129,8 +144,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: HTTPStatus, document: dict[str, Any]) -> None:
-        self._send(status, json.dumps(document, separators=(",", ":")).encode(), "application/json")
+    def _json(
+        self, status: HTTPStatus, document: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        body = json.dumps(document, separators=(",", ":")).encode()
+        self._send(status, body, "application/json", headers=headers)
 
     def _authorised(self, query: dict[str, list[str]]) -> bool:
         token = self.server.config.token
@@ -185,6 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._analyze()
             if path == "/api/state":
                 return self._json(HTTPStatus.OK, self.server.backend.state())
+            if path in ("/api/history", "/api/tracks"):
+                return self._history(path, query)
             if path == "/metrics" and self.server.backend.metrics is not None:
                 body, content_type = self.server.backend.metrics()
                 return self._send(HTTPStatus.OK, body, content_type)
@@ -193,19 +213,32 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._snapshot(parts[3])
             raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
         except ApiError as e:
-            headers_sent = False
-            if e.status == HTTPStatus.UNAUTHORIZED:
-                self.send_response(e.status)
-                self.send_header("WWW-Authenticate", 'Bearer realm="fer-edge"')
-                body = json.dumps({"error": str(e)}).encode()
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                headers_sent = True
-            if not headers_sent:
-                self._json(e.status, {"error": str(e)})
+            challenge = {"WWW-Authenticate": 'Bearer realm="fer-edge"'}
+            self._json(
+                e.status, {"error": str(e)}, challenge if e.status == HTTPStatus.UNAUTHORIZED else None
+            )
             self._discard_unread_body()
+
+    def _history(self, path: str, query: dict[str, list[str]]) -> None:
+        """``/api/history`` and ``/api/tracks``, from the per-minute history on disk."""
+        store = self.server.backend.history
+        if store is None:
+            raise ApiError(HTTPStatus.NOT_FOUND, "no history on this daemon")
+        known = sorted(set(self.server.backend.cameras()) | set(store.cameras()))
+        form = query.get("format", ["json"])[0]
+        if form not in ("json", "csv") or (form == "csv" and path == "/api/tracks"):
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"format={form!r}: use json (or csv for the history)")
+        try:
+            if path == "/api/tracks":
+                return self._json(HTTPStatus.OK, tracks_document(store, query, known))
+            document = history_document(store, query, known)
+        except BadQuery as e:
+            raise ApiError(HTTPStatus.BAD_REQUEST, str(e)) from None
+        except LookupError as e:
+            raise ApiError(HTTPStatus.NOT_FOUND, str(e)) from None
+        if form == "csv":
+            return self._send(HTTPStatus.OK, history_csv(document), "text/csv; charset=utf-8")
+        self._json(HTTPStatus.OK, document)
 
     def _snapshot(self, camera: str) -> None:
         if not self.server.config.snapshots:

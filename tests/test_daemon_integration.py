@@ -241,7 +241,7 @@ def check_home_assistant_discovery(collector: MqttCollector, cameras: tuple[str,
         assert doc.get("state_class") in HA_STATE_CLASSES
         if doc.get("device_class") == "enum":
             assert doc["options"] == [*LABELS, "none"]
-        if doc.get("state_class") == "measurement":
+        if doc.get("state_class") in ("measurement", "total_increasing"):
             assert doc["unit_of_measurement"]
         if component == "binary_sensor":
             assert doc["device_class"] == "connectivity"
@@ -249,7 +249,8 @@ def check_home_assistant_discovery(collector: MqttCollector, cameras: tuple[str,
             assert doc["event_types"] == ["start", "end"] and doc["state_topic"].endswith("/tracks")
         names.add(doc["name"])
     assert len({d["unique_id"] for d in documents.values()}) == len(documents)
-    expected = {f"{c} {what}" for c in cameras for what in ("emotion", "faces", "stream", "visits")}
+    entities = ("emotion", "faces", "stream", "visits", "people today")
+    expected = {f"{c} {what}" for c in cameras for what in entities}
     assert names == expected | {"spool depth"}, names
 
 
@@ -292,6 +293,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     check_home_assistant_discovery(collector, ("door", "hall"))
     state = collector.documents("/door/state")[-1]
     assert state["faces"] == 2 and state["dominant"]
+    assert state["people_today"] >= 2  # both faces' visits, counted since local midnight
     wait_for(lambda: collector.documents("test-box/stats"), 10, "a stats message")
     stats = collector.documents("test-box/stats")[-1]
     assert set(stats["cameras"]) == {"door", "hall"} and stats["spool"]["depth"] >= 0

@@ -341,6 +341,7 @@ def test_payloads_follow_the_contract() -> None:
     state = state_payload(analysis, 0.0)
     assert state["faces"] == 3 and state["dominant"] == "happy"
     assert state_payload(Analysis([]), 0.0)["dominant"] is None
+    assert state_payload(Analysis([]), 0.0, people_today=4)["people_today"] == 4
     discovery = discovery_payload(topics, "door")
     assert discovery["availability_topic"] == "fer-edge/box-1/availability"
     assert discovery["unique_id"] == "fer_edge_box-1_door_emotion"

@@ -1,27 +1,35 @@
 """Visits on the real daemon over real RTSP and mosquitto: two faces enter, stay 5 s and 8 s and
 leave; their ``end`` documents carry the dwell and the emotion shares of the per-tick results,
-and visits that end during a broker outage and a daemon restart still arrive, once each."""
+and visits that end during a broker outage and a daemon restart still arrive, once each. The
+per-minute history counts every tick, survives a restart, and a browser shows it (24 h, 7 d)."""
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 
 from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame
+from fer_edge.daemon.history import HistoryStore
 from fer_edge.daemon.payloads import parse_iso
 from tests import servers
+from tests.browser import chromium, rendered_dom, screenshot
 from tests.servers import Mosquitto, MqttCollector, wait_for
 
 pytestmark = [
@@ -55,12 +63,14 @@ def stack(tmp_path: Path, int8_model: Path) -> Iterator[dict[str, Any]]:
         server.start()
     state = tmp_path / "state"
     model = BUNDLED_MODEL if BUNDLED_MODEL.exists() else int8_model
+    http_port = servers.free_port()
     config = tmp_path / "config.yaml"
     config.write_text(f"""
 device_id: visits-box
 state_dir: {state}
 mqtt: {{host: 127.0.0.1, port: {broker.port}, stats_interval_s: 2, ready_timeout_s: 3}}
 model: {{path: {model}}}
+http: {{port: {http_port}}}
 cameras:
   door: {{url: {camera.url}, interval_s: 1.0, track_end_s: 3.0}}
 """)
@@ -81,7 +91,14 @@ cameras:
         return proc
 
     try:
-        yield {"broker": broker, "collector": collector, "state": state, "start": start, "log": log}
+        yield {
+            "broker": broker,
+            "collector": collector,
+            "state": state,
+            "start": start,
+            "log": log,
+            "http_port": http_port,
+        }
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -176,3 +193,71 @@ def test_visits_that_end_in_an_outage_and_a_restart_arrive_once_each(stack: dict
     wait_for(lambda: not _spooled_ends(state), 30, "the spool to drain")
     counts = Counter((e["id"], e["first_seen"]) for e in _ends(collector))
     assert all(counts[key] == 1 for key in spooled), counts
+
+
+def _get(port: int, path: str) -> dict[str, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200, (path, response.status, body[:300])
+        return json.loads(body)
+    finally:
+        connection.close()
+
+
+def _visit_keys(document: dict[str, Any]) -> set[tuple[int, str]]:
+    return {(v["id"], v["first_seen"]) for v in document["cameras"]["door"]}
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (.ci/run installs it)")
+def test_history_counts_every_tick_survives_a_restart_and_the_page_shows_it(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    collector: MqttCollector = stack["collector"]
+    port: int = stack["http_port"]
+    daemon = stack["start"]()
+    empty_tick = wait_for(lambda: _first_empty_tick(collector), 60, "a tick with nobody in view")
+    wait_for(lambda: len(_complete(_ends(collector), empty_tick)) >= 2, 80, "two complete visits")
+    wait_for(lambda: len(_get(port, "/api/tracks?camera=door")["cameras"]["door"]) >= 2, 30, "visits kept")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(timeout=20) == 0
+    # on disk, after the first run: one tick per result the emotions topic carried, and people
+    # at least as many as the visits that started
+    store = HistoryStore(stack["state"] / "history.sqlite3")
+    first_run = [b for b in store.series("door", time.time() - 3600, time.time(), "minute") if b["ticks"]]
+    store.close()
+    results = {d["seq"] for d in collector.documents("/door/emotions")}
+    starts = {d["id"] for d in collector.documents("/door/tracks") if d["event_type"] == "start"}
+    assert sum(b["ticks"] for b in first_run) == len(results)
+    assert sum(b["person_s"] for b in first_run) == sum(
+        len(d["faces"]) for d in {d["seq"]: d for d in collector.documents("/door/emotions")}.values()
+    )
+    visits_before = _ends(collector)
+
+    stack["start"]()
+    wait_for(lambda: servers.port_open(port), 60, "the restarted daemon's page")
+    after = _get(port, "/api/history?camera=door&from=-1h&step=minute")["cameras"]["door"]
+    by_start = {b["start"]: b for b in after}
+    for bucket in first_run:  # every minute of the first run is still there (a restart only adds)
+        assert by_start[bucket["start"]]["ticks"] >= bucket["ticks"], bucket
+    days = [
+        b for b in _get(port, "/api/history?camera=door&from=-1h&step=day")["cameras"]["door"] if b["ticks"]
+    ]
+    assert sum(d["people"] for d in days) >= len(starts) and all(d["emotions"] for d in days)
+    kept = _visit_keys(_get(port, "/api/tracks?camera=door&from=-1h&limit=1000"))
+    assert {(e["id"], e["first_seen"]) for e in visits_before} <= kept
+
+    # a person's view of it: the 24 h and 7 d charts, with the hours nothing ran marked
+    for chosen in ("24h", "7d"):
+        url = f"http://127.0.0.1:{port}/?range={chosen}"
+        dom = rendered_dom(url, tmp_path / "profile")
+        assert 'aria-pressed="true">' + {"24h": "24 h", "7d": "7 d"}[chosen] in dom
+        assert re.search(r'<rect[^>]*data-emotion="happy"', dom), dom[-3000:]
+        assert 'class="nodata"' in dom and ">no data<" in dom
+        assert re.search(r'<ol class="visits"><li data-emotion="\w+"', dom)
+        shot = screenshot(url, tmp_path / f"page-{chosen}.png", tmp_path / "profile")
+        assert cv2.imread(str(shot)) is not None
+        if os.environ.get("FER_EDGE_SCREENSHOTS"):  # docs/: kept for the README
+            shutil.copy(shot, Path(os.environ["FER_EDGE_SCREENSHOTS"]) / f"page-{chosen}.png")
