@@ -8,7 +8,11 @@ and what it costs:
   frames after each key frame are decoded only as far as the interval needs (a P frame cannot be
   decoded without every frame since its key frame, so it is a run from the key frame, never a
   frame in the middle), and the rest of the GOP is not decoded at all. ``auto`` measures the GOP
-  from the key frames' timestamps and chooses; ``keyframes`` and ``all`` force one way.
+  from the key frames' timestamps and chooses; ``keyframes`` and ``all`` force one way. B-frames
+  change nothing here: a key frame decodes alone whether or not the frames after it reorder, and
+  the reader drains what the decoder holds back when a run ends (:func:`~fer_edge.daemon.ingest.
+  planned_frames`). ``auto`` decodes every frame only when packets carry no timestamps (no GOP
+  can be measured), and :attr:`DecodePlan.why` says so.
 * :class:`TickSampler` turns decoded frames into ticks on a fixed schedule: the first frame
   decoded at or after each scheduled time (less half the usual spacing of decoded frames) is
   analysed as soon as it is decoded. A 1 s GOP and a 1 s tick no longer beat against each other
@@ -27,6 +31,7 @@ from typing import Literal
 
 DecodeMode = Literal["auto", "keyframes", "all"]
 Doing = Literal["measuring", "keyframes", "partial", "all"]
+UNTIMED_PACKETS = 50  # this many packets in a row without a timestamp: no GOP can be measured
 
 KEYFRAMES_ENOUGH = 1.05  # key frames every <= 1.05 intervals: key frames alone keep time
 RUN_MARGIN = 0.85  # a partial run stops (GOP - 0.85 interval) after its key frame: gaps < interval
@@ -38,10 +43,13 @@ RESTART_GAP_INTERVALS = 5.0  # no frame for this many intervals: the schedule st
 class DecodePlan:
     """Decide, packet by packet, whether to decode (see the module docstring)."""
 
-    def __init__(self, mode: DecodeMode, interval_s: float, reorders: bool = False) -> None:
+    def __init__(self, mode: DecodeMode, interval_s: float) -> None:
         self.mode = mode
         self.interval_s = interval_s
-        self.reorders = reorders  # B-frames: frames are not output in decoding order; decode all
+        self._untimed = 0  # packets in a row without a timestamp
+        # frames the decoder holds back to reorder B-frames (its has_b_frames): a run's last
+        # frames come out only when it ends, so a run on such a stream goes on that much longer
+        self.reorder_frames = 0
         self._gops: deque[float] = deque(maxlen=RECENT_GOPS)
         self._last_key: float | None = None
         self._last_packet: float | None = None
@@ -61,11 +69,34 @@ class DecodePlan:
         if self.mode != "auto":
             return self.mode
         gop = self.gop_s
-        if self.reorders:
+        if self._untimed >= UNTIMED_PACKETS:
             return "all"
         if gop is None:
             return "measuring"
         return "keyframes" if gop <= self.interval_s * KEYFRAMES_ENOUGH else "partial"
+
+    @property
+    def why(self) -> str:
+        """What :attr:`doing` does and why, in a line (stats, and the log when it changes)."""
+        doing, gop = self.doing, self.gop_s
+        if self.mode != "auto":
+            return f"decode: {self.mode} (config)"
+        if doing == "all":
+            return "packets carry no timestamps, so no GOP can be measured: every frame is decoded"
+        if doing == "measuring" or gop is None:
+            return "measuring the GOP: key frames alone until the second key frame"
+        if doing == "keyframes":
+            return f"a key frame every {gop:.2f} s, at least once per interval: key frames alone"
+        return (
+            f"a key frame every {gop:.2f} s, over the {self.interval_s:g} s interval: the first "
+            f"{self._run_s():.2f} s after each key frame"
+        )
+
+    def _run_s(self) -> float:
+        """How long after its key frame a partial run goes on (stream seconds)."""
+        period = statistics.median(self._periods) if self._periods else 0.0
+        held_back = 2 * self.reorder_frames * period  # output late by this, and the packets' times early
+        return max(0.0, (self.gop_s or 0.0) - RUN_MARGIN * self.interval_s + held_back)
 
     @property
     def spacing_s(self) -> float:
@@ -86,6 +117,7 @@ class DecodePlan:
     def decide(self, is_key: bool, t: float | None) -> bool:
         """Whether to decode the packet with key flag ``is_key`` and stream time ``t`` (s)."""
         self.packets += 1
+        self._untimed = 0 if t is not None else self._untimed + 1
         if t is not None:
             if self._last_packet is not None and 0 < t - self._last_packet <= LONGEST_GOP_S:
                 self._periods.append(t - self._last_packet)
@@ -108,15 +140,16 @@ class DecodePlan:
         if self.mode == "keyframes" or not self._chain:
             return False  # without its references, a P frame decodes to garbage
         doing = self.doing
-        if doing == "all" or t is None or self._last_key is None:
+        if doing == "all":
             return True
         if doing in ("measuring", "keyframes"):
             # until the second key frame tells the GOP, key frames alone: a GOP that turns out
             # long loses a tick or two at start; decoding every frame to find out cost as much
             # as a minute of key frames
             return False
-        run = (self.gop_s or 0.0) - RUN_MARGIN * self.interval_s
-        return t - self._last_key <= run
+        if t is None or self._last_key is None:
+            return True  # a run whose times are unknown goes on to the next key frame
+        return t - self._last_key <= self._run_s()
 
 
 class TickSampler:

@@ -64,6 +64,7 @@ class CameraReader(threading.Thread):
         self._decoded = 0
         self._status = ""
         self.plan = DecodePlan(config.decode, config.interval_s)
+        self._doing = ""  # what the plan did when last logged
         self.sampler = TickSampler(config.interval_s)
         self.reconnects = 0
         self.overtaken = 0  # tick frames replaced by a newer one before analysis took them
@@ -146,7 +147,6 @@ class CameraReader(threading.Thread):
         with self._open() as container:
             stream = container.streams.video[0]
             configure_decoder(stream, self.config.decode)
-            self.plan.reorders = bool(getattr(stream.codec_context, "has_b_frames", 0))
             self.plan.restart()  # stream timestamps start over; the tick schedule (wall clock) need not
             pace = _Pacer() if self._is_file() else None
             for frame, decode_ms in planned_frames(container, stream, self.plan, self._alive):
@@ -175,6 +175,10 @@ class CameraReader(threading.Thread):
     def _offer(self, frame: av.VideoFrame, decode_ms: float) -> None:
         """Count a decoded frame, and keep it if it is a tick."""
         self._decoded += 1
+        if self.plan.doing != self._doing:
+            self._doing = self.plan.doing
+            if self._doing != "measuring":
+                logger.info("camera %s: decoding %s: %s", self.camera, self._doing, self.plan.why)
         if not self.sampler.take(time.monotonic(), self.plan.spacing_s):
             return
         with self._lock:
@@ -195,17 +199,44 @@ def planned_frames(
     on_packet: Callable[[], None] | None = None,
 ) -> Iterator[tuple[av.VideoFrame, float]]:
     """The frames of the packets ``plan`` decodes, each with its packet's decoding time in ms
-    (network waits excluded); ``on_packet`` hears of every packet received, decoded or not."""
+    (network waits excluded); ``on_packet`` hears of every packet received, decoded or not.
+
+    A stream with B-frames makes the decoder hold frames back to put them in display order: it
+    gives a key frame out only once it has been fed the frames after it. When a run of decoded
+    packets ends (after a key frame alone, or a partial run), whatever the decoder still holds is
+    drained and the decoder reset, so each run's frames come out at once, whatever the stream's
+    frame order, and nothing is decoded that the plan did not choose."""
+    held = 0  # packets fed to the decoder that gave no frame yet
     for packet in container.demux(stream):
         if on_packet is not None:
             on_packet()
         if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet)):
+            if held:
+                start = time.perf_counter()
+                frames = drain_decoder(stream)
+                elapsed = (time.perf_counter() - start) * 1000.0
+                held = 0
+                for frame in frames:
+                    yield frame, elapsed
             continue
         start = time.perf_counter()
         frames = packet.decode()
         elapsed = (time.perf_counter() - start) * 1000.0
+        held = max(0, held + (1 if packet.size else 0) - len(frames))
+        plan.reorder_frames = int(getattr(stream.codec_context, "has_b_frames", 0) or 0)
         for frame in frames:
             yield frame, elapsed
+
+
+def drain_decoder(stream: av.video.stream.VideoStream) -> list[av.VideoFrame]:
+    """The frames the decoder holds back, then a reset so it takes new packets again."""
+    context = stream.codec_context
+    try:
+        frames = list(context.decode(None))
+    except av.error.FFmpegError:
+        frames = []
+    context.flush_buffers()
+    return frames
 
 
 def packet_seconds(packet: av.Packet) -> float | None:

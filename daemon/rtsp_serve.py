@@ -41,7 +41,8 @@ def raw_source(path, width, height, fps, gop_s):
 
 def h264_source(path, fps):
     with open(path + ".json") as fh:
-        sizes = json.load(fh)["access_units"]
+        index = json.load(fh)
+    sizes = index["access_units"]
     with open(path, "rb") as fh:
         data = fh.read()
     units, offset = [], 0
@@ -53,14 +54,20 @@ def h264_source(path, fps):
         f"caps=video/x-h264,stream-format=byte-stream,alignment=au,framerate={fps}/1 "
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
-    return units, launch
+    # each unit's presentation time minus its place in the stream (B-frames: a few frames either way)
+    shifts = [pts - i for i, pts in enumerate(index.get("pts", range(len(units))))]
+    return units, launch, shifts
+
+
+REORDER_DELAY = 4  # frames: a presentation time never comes before its unit is sent
 
 
 def main() -> None:
     port, path, width, height, fps = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:6])
     gop_s = float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
+    shifts = None
     if path.endswith(".h264"):
-        units, launch = h264_source(path, fps)
+        units, launch, shifts = h264_source(path, fps)
     else:
         units, launch = raw_source(path, width, height, fps, gop_s)
     Gst.init(None)
@@ -75,8 +82,10 @@ def main() -> None:
 
     def need_data(src, _length, state):
         i = state["i"]
-        buf = Gst.Buffer.new_wrapped(units[(i + state["offset"]) % len(units)])
-        buf.pts = buf.dts = i * duration
+        unit = (i + state["offset"]) % len(units)
+        buf = Gst.Buffer.new_wrapped(units[unit])
+        buf.dts = i * duration
+        buf.pts = (i + REORDER_DELAY + shifts[unit]) * duration if shifts else buf.dts
         buf.duration = duration
         state["i"] = i + 1
         src.emit("push-buffer", buf)

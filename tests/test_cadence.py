@@ -79,10 +79,14 @@ def test_a_frame_without_its_references_is_never_decoded() -> None:
     assert plan.decide(False, 100.6)
 
 
-def test_b_frames_are_decoded_whole() -> None:
-    plan = DecodePlan("auto", 1.0, reorders=True)
-    decided = [plan.decide(k, t) for k, t in _stream(10, 25, 2.0)]
-    assert all(decided) and plan.doing == "all"
+def test_only_a_stream_without_timestamps_is_decoded_whole_and_the_plan_says_why() -> None:
+    plan = DecodePlan("auto", 1.0)
+    decided = [plan.decide(k, None) for k, _t in _stream(10, 25, 1.0)]
+    assert plan.doing == "all" and "no timestamps" in plan.why
+    assert all(decided[60:])  # key frames alone until it is clear no GOP can be measured
+    timed = DecodePlan("auto", 1.0)
+    _run(timed, TickSampler(1.0), _stream(10, 25, 2.0))
+    assert timed.doing == "partial" and "first 1.15 s after each key frame" in timed.why
 
 
 def test_all_mode_at_25_fps_ticks_every_25th_frame() -> None:
