@@ -1,8 +1,10 @@
 """The daemon's wiring and main loop: ingest -> detect -> classify -> track -> publish.
 
-One analysis loop serves every camera at its own interval, always on the newest frame; readers,
-the MQTT network loop and the spool sender run in their own threads. SIGTERM/SIGINT stop the loop,
-flush what the broker will take, publish ``offline`` and exit 0.
+Analysis workers (one per core, :mod:`~fer_edge.daemon.analysis`) serve the cameras at their own
+intervals, always on the newest frame; readers, the MQTT network loop and the spool sender run in
+their own threads, and the main thread keeps house (readiness, stalls, stats, the history's
+flushes, the watchdog). SIGTERM/SIGINT stop the workers, flush what the broker will take within
+``stop_timeout_s``, publish ``offline`` and exit 0.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.atomic import write_json
+from fer_edge.daemon.analysis import AnalysisWorker, OverloadWatch, shard, worker_count
 from fer_edge.daemon.config import DaemonConfig
 from fer_edge.daemon.dashboard import Snapshots
 from fer_edge.daemon.detect import create_detector
@@ -64,12 +67,14 @@ def print_sink(document: dict[str, Any]) -> None:
 class _Camera:
     name: str
     reader: CameraReader
+    pipeline: FacePipeline  # its worker's detector and model
     tracker: FaceTracker
     planner: ScanPlanner
     visits: VisitTracker
     stats: CameraStats = field(default_factory=CameraStats)
 
 
+STOP_RESERVE_S = 3.0  # of stop_timeout_s, kept for the visits, the history and the broker
 HISTORY_FLUSH_S = 10.0  # a crash loses at most this long of the per-minute history
 CAMERAS_FILE = "cameras.json"  # in state_dir: the cameras whose retained topics this box published
 
@@ -164,17 +169,36 @@ class Daemon:
         self.web: WebServer | None = None
         self._snapshots_on = False  # the page is served and may show frames
         self.watchdog = Watchdog()
-        self._tick_ready = threading.Event()  # a reader has a tick frame waiting
+        self.overload = OverloadWatch()
+        names = [name for name, cam in config.cameras.items() if cam.enabled]
+        shards = shard(names, worker_count(config.analysis_workers, len(names)))
+        pipelines = [self.pipeline] + [load_pipeline(config, default_model) for _ in shards[1:]]
+        wakes = [threading.Event() for _ in shards]  # a reader has a tick frame for that worker
+        worker_of = {name: i for i, names_ in enumerate(shards) for name in names_}
         self.cameras = [
             _Camera(
                 name,
-                CameraReader(name, cam, self._on_status, on_tick=self._tick_ready.set),
-                FaceTracker(smoothing=cam.smoothing),
-                ScanPlanner(self.pipeline.detector, config.detector.full_scan_every),
-                VisitTracker(config.device_id, name, cam.interval_s, cam.track_end_s),
+                CameraReader(name, config.cameras[name], self._on_status, on_tick=wakes[worker_of[name]].set),
+                pipelines[worker_of[name]],
+                FaceTracker(smoothing=config.cameras[name].smoothing),
+                ScanPlanner(pipelines[worker_of[name]].detector, config.detector.full_scan_every),
+                VisitTracker(
+                    config.device_id, name, config.cameras[name].interval_s, config.cameras[name].track_end_s
+                ),
             )
-            for name, cam in config.cameras.items()
-            if cam.enabled
+            for name in names
+        ]
+        self._by_name = {cam.name: cam for cam in self.cameras}
+        self.workers = [
+            AnalysisWorker(
+                i,
+                [AnalysisWorker.serving(n, self._by_name[n].reader.take) for n in names_],
+                lambda name, frame: self._tick(self._by_name[name], frame),
+                self._idle,
+                self.stop_event,
+                wakes[i],
+            )
+            for i, names_ in enumerate(shards)
         ]
         self._ready = False
 
@@ -230,23 +254,16 @@ class Daemon:
         self._start_web()
         for cam in self.cameras:
             cam.reader.start()
+        for worker in self.workers:  # readers decide which frames are ticks and wake their worker
+            worker.start()
         next_stats = time.monotonic() + min(5.0, self.config.mqtt.stats_interval_s)
         next_flush = time.monotonic() + HISTORY_FLUSH_S
         try:
-            while not self.stop_event.is_set():
-                # readers decide which frames are ticks (in stream time) and wake this loop
-                self._tick_ready.wait(0.5)
-                self._tick_ready.clear()
-                for cam in self.cameras:
-                    frame = cam.reader.take()
-                    if frame is not None:
-                        self._tick(cam, frame)
+            while not self.stop_event.wait(0.5):
                 now = self._loop_alive = time.monotonic()
                 self._maybe_ready(now)
                 for cam in self.cameras:
                     cam.reader.check_stall()
-                    if cam.reader.status != "streaming":  # no ticks come: end visits by the clock
-                        self._publish_visits(cam, cam.visits.expire(time.time()))
                 if now >= next_stats:
                     self._publish_stats()
                     self.snapshots.drop_unwatched()
@@ -254,12 +271,28 @@ class Daemon:
                 if now >= next_flush:
                     self.history.flush()
                     next_flush = now + HISTORY_FLUSH_S
-                self.watchdog.progress()
+                if self._healthy():
+                    self.watchdog.progress()
                 if self.duration_s is not None and now - self.started >= self.duration_s:
                     break
         finally:
             self._shutdown()
+        failed = next((w.failed for w in self.workers if w.failed is not None), None)
+        if failed is not None:
+            raise failed
         return 0
+
+    def _healthy(self) -> bool:
+        """Every analysis worker went round within the last 10 s, and so did the main loop."""
+        now = time.monotonic()
+        return now - self._loop_alive < 10.0 and all(now - w.alive < 10.0 for w in self.workers)
+
+    def _idle(self, name: str) -> None:
+        """On the camera's worker, between rounds: a camera that sends no ticks ends its visits
+        by the clock."""
+        cam = self._by_name[name]
+        if cam.reader.status != "streaming":
+            self._publish_visits(cam, cam.visits.expire(time.time()))
 
     def _maybe_ready(self, now: float) -> None:
         if self._ready:
@@ -275,7 +308,7 @@ class Daemon:
             self._ready = True
 
     def _tick(self, cam: _Camera, frame: Frame) -> None:
-        analysis = self.pipeline.analyse(frame.image, cam.tracker, cam.planner, frame.video_range)
+        analysis = cam.pipeline.analyse(frame.image, cam.tracker, cam.planner, frame.video_range)
         analysis.timing_ms = {"decode": round(frame.decode_ms, 2), **analysis.timing_ms}
         now = time.time()
         seq = self.spool.next_seq(cam.name)
@@ -342,6 +375,7 @@ class Daemon:
                 "salvaged": self.spool.salvaged,
                 "write_failures": self.spool.write_failures,
             },
+            "analysis": {"workers": len(self.workers), **self.overload.summary()},
             "history": {
                 "write_failures": self.history.write_failures,
                 "pruned_days": self.history.pruned_days,
@@ -359,7 +393,7 @@ class Daemon:
             snapshot=self._snapshot,
             cameras=lambda: [cam.name for cam in self.cameras],
             analyze=self.analyze_image,
-            healthy=lambda: time.monotonic() - self._loop_alive < 10.0,
+            healthy=self._healthy,
             metrics=self.metrics.exposition if self.metrics.enabled else None,
             history=self.history,
         )
@@ -414,23 +448,37 @@ class Daemon:
         return prediction_document("upload", self._analyzer.model.path, analysis)
 
     def _publish_stats(self) -> None:
+        self.overload.update(
+            {cam.name: (cam.stats.ticks, cam.reader.overtaken) for cam in self.cameras},
+            {cam.name: 1.0 / self.config.cameras[cam.name].interval_s for cam in self.cameras},
+        )
         document = self.stats_document()
         self.metrics.spool(document["spool"]["depth"], document["spool"]["dropped"])
         if self.publisher is not None:
             self.publisher.publish_retained(self.topics.stats, document, qos=0)
 
     def _shutdown(self) -> None:
+        """Within ``stop_timeout_s`` at any load: the workers finish the tick they are on, every
+        open visit ends (spooled: a restart delivers what the broker does not take now), the
+        history is flushed, the broker gets what it takes in the time left; readers blocked in
+        a network read are left to the process's exit."""
+        deadline = time.monotonic() + self.config.stop_timeout_s
         sd_notify("STOPPING=1")
         logger.info("stopping: draining results")
+        self.stop_event.set()
         if self.web is not None:
             self.web.stop()
         for cam in self.cameras:
             cam.reader.stop()
-            self._publish_visits(cam, cam.visits.close_all())  # spooled: a restart delivers them
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.join(timeout=max(0.0, deadline - time.monotonic() - STOP_RESERVE_S))
+        for cam in self.cameras:
+            self._publish_visits(cam, cam.visits.close_all())
         self.history.close()
         if self.publisher is not None:
-            self.publisher.stop(drain_s=2.0)
+            self.publisher.stop(drain_s=max(0.0, min(2.0, deadline - time.monotonic() - 1.0)))
         for cam in self.cameras:
-            cam.reader.join(timeout=1.0)
+            cam.reader.join(timeout=max(0.0, min(1.0, deadline - time.monotonic() - 0.5)))
         self.spool.close()
         logger.info("stopped")

@@ -258,6 +258,12 @@ class DaemonConfig(_Base):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     cameras: dict[str, CameraConfig] = Field(min_length=1)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    analysis_workers: int | None = Field(
+        None, ge=1, le=64, description="analysis threads, each with its own models; null: one per core"
+    )
+    stop_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="SIGTERM: the daemon exits within this long, whatever the load"
+    )
     history_days: int = Field(
         30, ge=1, le=3650, description="per-minute history (history.sqlite3 in state_dir) kept this long"
     )

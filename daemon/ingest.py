@@ -138,7 +138,9 @@ class CameraReader(threading.Thread):
             options["rtsp_transport"] = self.config.rtsp_transport
         elif url.startswith("/dev/video"):
             return av.open(url, format="v4l2", timeout=self.config.open_timeout_s)
-        read_timeout = max(1.0, self.config.stall_timeout_s)
+        # a silent stream is reported stalled after stall_timeout_s (check_stall) and dropped for
+        # a reconnect only after twice that: a camera that pauses briefly is not cut off
+        read_timeout = max(1.0, 2 * self.config.stall_timeout_s)
         return av.open(url, options=options, timeout=(self.config.open_timeout_s, read_timeout))
 
     def _stream_once(self) -> bool:

@@ -51,10 +51,31 @@ def clip_frames(seconds: float, noise: float = 4.0) -> Iterator[np.ndarray]:
         yield np.clip(image + grain[i % len(grain)], 0, 255).astype(np.uint8)
 
 
-def make_clip(path: Path, seconds: float = 24.0, gop_s: float = 1.0) -> Path:
+SCENES = {  # --scene: what the cameras see
+    "face": "one face walking, flat backdrop",
+    "walker": "one person (head, shoulders, arms, legs) walking at 1.2 m/s, textured backdrop",
+    "three": "three people walking at 1.0-1.4 m/s at three depths, textured backdrop",
+}
+
+
+def scene_frames(scene: str, seconds: float) -> Iterator[np.ndarray]:
+    if scene == "face":
+        return clip_frames(seconds)
+    from fer_edge.daemon.walkers import one_walker, three_walkers, walker_frames
+
+    walkers = one_walker() if scene == "walker" else three_walkers()
+    return walker_frames(walkers, seconds, WIDTH, HEIGHT, FPS)
+
+
+def make_clip(
+    path: Path, seconds: float = 24.0, gop_s: float = 1.0, scene: str = "face", b_frames: bool = False
+) -> Path:
+    """The cameras' clip: ``scene`` encoded as a low-latency camera does, or with x264's
+    defaults (``b_frames``: B-frames, as NVR restreams and ffmpeg re-encodes send)."""
     from fer_edge.daemon.h264 import write_h264
 
-    return write_h264(path, clip_frames(seconds), WIDTH, HEIGHT, FPS, gop_s=gop_s)
+    frames = scene_frames(scene, seconds)
+    return write_h264(path, frames, WIDTH, HEIGHT, FPS, gop_s=gop_s, b_frames=b_frames)
 
 
 # --- what the kernel says about a process ---------------------------------------------------
@@ -187,7 +208,9 @@ def run_cameras(
         if browser is not None:
             os.killpg(browser.pid, signal.SIGKILL)
             browser.wait(timeout=30)
-        stop_process(proc, timeout=30)
+        began = time.monotonic()
+        code = stop_process(proc, timeout=30)
+        stopped_s = time.monotonic() - began
         collector.close()
     rates = []
     for name in names:
@@ -205,6 +228,10 @@ def run_cameras(
         "publish_latency_ms": stats.get("publish_latency_ms", {}),
         "skipped_ticks": sum(c["skipped_ticks"] for c in cams),
         "decode": sorted({c["decode"]["doing"] for c in cams}),
+        "decoded_fraction": round(float(np.mean([c["decode"]["decoded_fraction"] for c in cams])), 3),
+        "overloaded": bool(stats.get("analysis", {}).get("overloaded")),
+        "sigterm_exit_s": round(stopped_s, 2),
+        "sigterm_code": code,
     }
 
 
@@ -231,6 +258,8 @@ def benchmark(
     gop_s: float = 1.0,
     extra: dict[str, Any] | None = None,
     page_study: bool = False,
+    scene: str = "face",
+    b_frames: bool = False,
 ) -> dict[str, Any]:
     """Every row of the table (the page off), with the key-frame floor measured in the same run;
     ``page_study``: the largest count again with the page served and with a browser open."""
@@ -238,7 +267,7 @@ def benchmark(
 
     with tempfile.TemporaryDirectory(prefix="fer-edge-multicam-") as tmp:
         workdir = Path(tmp)
-        clip = make_clip(workdir / "camera.h264", gop_s=gop_s)
+        clip = make_clip(workdir / "camera.h264", gop_s=gop_s, scene=scene, b_frames=b_frames)
         with (
             Mosquitto(workdir) as broker,
             RtspServer(None, workdir, fps=FPS, h264=clip, unshared=True) as rtsp,
@@ -254,8 +283,12 @@ def benchmark(
                 row["cpu_vs_keyframe_floor"] = round(row["cpu_cores"] / (floor * count), 2)
                 rows.append(row)
                 print(format_row(row), flush=True)
+    encoding = "x264 defaults: B-frames" if b_frames else "no B-frames"
     return {
-        "clip": f"{WIDTH}x{HEIGHT} {FPS} fps H.264, {gop_s:g} s GOP, grain, one face walking",
+        "clip": f"{WIDTH}x{HEIGHT} {FPS} fps H.264 ({encoding}), {gop_s:g} s GOP, grain, {SCENES[scene]}",
+        "scene": scene,
+        "b_frames": b_frames,
+        "gop_s": gop_s,
         "warmup_s": warmup_s,
         "window_s": seconds,
         "keyframe_floor_cpu_per_camera": round(floor, 5),

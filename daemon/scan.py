@@ -8,7 +8,9 @@ So a tick only searches:
 * around each known face's last box, at its size (the detector's ``redetect``), unless nothing
   changed there at all (a seated person), in which case the face is where it was;
 * around what moved elsewhere since the last tick (someone walking in), for faces of any size;
-  motion around where a known face is now is that face moving; motion is judged on a 1/8-size
+  motion around and below where a known face is now is that person moving (hair, shoulders,
+  arms, a body walking: a person is a head over a body, ``PERSON_*`` face sides wide and down
+  to the frame's foot), so it is not searched for new faces; motion is judged on a 1/8-size
   luma thumbnail, which averages sensor noise away and costs well under a millisecond.
 
 A known face not found again near its last box is dropped, and no wider search is made for it:
@@ -41,6 +43,9 @@ MOTION_LEVEL = 12  # luma levels a thumbnail pixel must change by to count as mo
 MOTION_MIN_PIXELS = 2  # changed thumbnail pixels (each 8x8 source pixels) that make a motion region
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
 REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on every side
+# a known face's person: 1.5 face sides either side (shoulders, swinging arms), 0.6 above (hair)
+# and everything below (body, legs): motion there is that person, not a new face
+PERSON_SIDES, PERSON_ABOVE = 1.5, 0.6
 
 
 @dataclass
@@ -53,6 +58,33 @@ class ScanStats:
     regions: int = 0  # ticks that searched only known faces' surroundings and moving areas
     kept: int = 0  # known faces kept without a search because nothing changed around them
     lost: int = 0  # known faces not found again near their last box
+
+
+def person_region(face: Box, width: int, height: int) -> Box:
+    """Where the person a face belongs to can move: around the head and everything below it."""
+    x, y, w, h = face
+    x0, y0 = max(0, round(x - PERSON_SIDES * w)), max(0, round(y - PERSON_ABOVE * h))
+    x1 = min(width, round(x + w + PERSON_SIDES * w))
+    return (x0, y0, max(0, x1 - x0), height - y0)
+
+
+def _head_first(region: Box) -> list[Box]:
+    """A region taller than wide as its top square (where a head would be), then the rest."""
+    x, y, w, h = region
+    if h <= 1.5 * w:
+        return [region]
+    return [(x, y, w, w), (x, y + w, w, h - w)]
+
+
+def _covered(region: Box, people: list[Box], share: float = 0.9) -> bool:
+    """Whether ``share`` of ``region`` lies inside the ``people`` regions (overlaps summed)."""
+    x, y, w, h = region
+    inside = 0
+    for px, py, pw, ph in people:
+        ix = max(0, min(x + w, px + pw) - max(x, px))
+        iy = max(0, min(y + h, py + ph) - max(y, py))
+        inside += ix * iy
+    return inside >= share * w * h > 0
 
 
 def _area(boxes: list[Box]) -> int:
@@ -104,11 +136,12 @@ class ScanPlanner:
     ``full_scan_every=1`` scans the whole frame every tick (no state carried between ticks).
     """
 
-    def __init__(self, detector: FaceDetector, full_scan_every: int = 10) -> None:
+    def __init__(self, detector: FaceDetector, full_scan_every: int = 10, people: bool = True) -> None:
         if full_scan_every < 1:
             raise ValueError(f"full_scan_every must be >= 1; received {full_scan_every}")
         self.detector = detector
         self.full_scan_every = full_scan_every
+        self.people = people  # False: only the face's own region is its motion (the benchmark's baseline)
         self.stats = ScanStats()
         self._last: list[Detection] = []
         self._thumb: np.ndarray | None = None
@@ -135,7 +168,7 @@ class ScanPlanner:
         grow_px = 2 * self.detector.config.min_face_px
         known = [grow(d.box, REGION_MARGIN, width, height) for d in self._last]
         changed = changed_pixels(previous, thumb)
-        moving = motion_boxes(changed, known, grow_px)
+        moving = motion_boxes(changed, known + self._people(self._last, width, height), grow_px)
         if _area(moving) > MOTION_FULL_FRACTION * width * height:
             self.scene_changed = True
             self.stats.scene_changes += 1
@@ -166,18 +199,32 @@ class ScanPlanner:
             # shoulders) moving: only motion elsewhere can be a face that was not there before.
             # A lost face's region was searched by ``redetect``; where it went is motion outside.
             now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
-            moving = motion_boxes(changed, known + now, grow_px)
+            people = self._people(found, width, height)
+            moving = motion_boxes(changed, known + now + people, grow_px)
         if refreshing:
             moving = moving + stale
             self._full_thumb, self._since_full = thumb, -1
             self.stats.refreshes += 1
-        for region in moving:
-            found.extend(self.detector.search(gray, region))
+        self._search_motion(gray, moving, found)
         found = dedupe(found)
         self.stats.regions += 1
         self._since_full += 1
         self._last = found
         return found
+
+    def _search_motion(self, gray: np.ndarray, moving: list[Box], found: list[Detection]) -> None:
+        """Search what moved, head first: a person in motion is a tall region with the head on
+        top, so a tall region's top square is searched first, and whatever lies within the person
+        of a face found there is that person's body, not searched again."""
+        height, width = gray.shape[:2]
+        todo = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
+        for region in todo:
+            if self.people and _covered(region, self._people(found, width, height)):
+                continue
+            found.extend(self.detector.search(gray, region))
+
+    def _people(self, faces: list[Detection], width: int, height: int) -> list[Box]:
+        return [person_region(d.box, width, height) for d in faces] if self.people else []
 
     def _full(self, gray: np.ndarray, thumb: np.ndarray | None = None) -> list[Detection]:
         found = self.detector.detect(gray)

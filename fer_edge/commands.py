@@ -492,6 +492,16 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
     p.add_argument("--warmup", type=float, default=10.0, help="--cameras: seconds before measuring")
     p.add_argument("--gop", type=float, default=1.0, help="--cameras: the streams' GOP in seconds")
     p.add_argument(
+        "--scene",
+        choices=("face", "walker", "three"),
+        default="face",
+        help="--cameras: one face on a flat backdrop, or one or three people with bodies walking "
+        "across a textured one",
+    )
+    p.add_argument(
+        "--b-frames", action="store_true", help="--cameras: encode with x264's defaults (B-frames)"
+    )
+    p.add_argument(
         "--page",
         action="store_true",
         help="--cameras: the largest count again with the web page served, and open in chromium",
@@ -537,7 +547,8 @@ def _bench_cameras(args: argparse.Namespace) -> int:
         raise UsageError(f"--cameras {args.cameras}: counts from 1 to 64")
     if args.window <= 0 or args.warmup < 0 or args.gop <= 0:
         raise UsageError("--window and --gop must be positive, --warmup not negative")
-    report = benchmark(counts, args.warmup, args.window, args.gop, page_study=args.page)
+    scene = {"page_study": args.page, "scene": args.scene, "b_frames": args.b_frames}
+    report = benchmark(counts, args.warmup, args.window, args.gop, **scene)
     if args.json:
         write_json(args.json, report)
     if args.json != "-":
