@@ -108,6 +108,11 @@ class FaceDetector(ABC):
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
         """The face last seen at ``last``, if it is still near there (at most one box side away)."""
 
+    def confirm(self, gray: np.ndarray, expected: Box) -> list[Detection]:
+        """The face expected at ``expected`` (a tracked face's predicted place), by the cheapest
+        look the detector has there; nothing if it is not there. Default: :meth:`redetect`."""
+        return self.redetect(gray, expected)
+
     # boxes may come out this much smaller than the smallest face searched (a detector's box
     # scatters around a face's size) and are kept: the search was made for them
     KEEP_FRACTION: ClassVar[float] = 1.0
@@ -360,12 +365,13 @@ class BlazeFaceDetector(FaceDetector):
         return self._keep(nms(found, 0.3))
 
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
+        return self.confirm(gray, last) or self.search(gray, grow(last, 1.0, gray.shape[1], gray.shape[0]))
+
+    def confirm(self, gray: np.ndarray, expected: Box) -> list[Detection]:
         # a face seen a tick ago needs less evidence to be seen again (hysteresis), and no
-        # proposal: its last box is the prior
-        face = self._look_closer(gray, last, 0.5, self.config.track_threshold, reach=0.75)
-        if face is not None:
-            return self._keep([face])
-        return self.search(gray, grow(last, 1.0, gray.shape[1], gray.shape[0]))
+        # proposal: where it is expected is the prior
+        face = self._look_closer(gray, expected, 0.5, self.config.track_threshold, reach=0.75)
+        return self._keep([face]) if face is not None else []
 
 
 def _logit(p: float) -> float:

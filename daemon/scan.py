@@ -46,6 +46,7 @@ REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on 
 # a known face's person: 1.5 face sides either side (shoulders, swinging arms), 0.6 above (hair)
 # and everything below (body, legs): motion there is that person, not a new face
 PERSON_SIDES, PERSON_ABOVE = 1.5, 0.6
+FOLLOW_REACH = 8.0  # face widths a face may move in a tick and still be the same face (a runner)
 
 
 @dataclass
@@ -66,6 +67,14 @@ def person_region(face: Box, width: int, height: int) -> Box:
     x0, y0 = max(0, round(x - PERSON_SIDES * w)), max(0, round(y - PERSON_ABOVE * h))
     x1 = min(width, round(x + w + PERSON_SIDES * w))
     return (x0, y0, max(0, x1 - x0), height - y0)
+
+
+def _move(before: Box, after: Box) -> tuple[float, float]:
+    """How far a box's centre moved."""
+    return (
+        after[0] + after[2] / 2 - before[0] - before[2] / 2,
+        after[1] + after[3] / 2 - before[1] - before[3] / 2,
+    )
 
 
 def _head_first(region: Box) -> list[Box]:
@@ -144,6 +153,7 @@ class ScanPlanner:
         self.people = people  # False: only the face's own region is its motion (the benchmark's baseline)
         self.stats = ScanStats()
         self._last: list[Detection] = []
+        self._velocity: list[tuple[float, float]] = []  # per last face: its move over the last tick
         self._thumb: np.ndarray | None = None
         self._full_thumb: np.ndarray | None = None  # the thumbnail at the last whole-frame look
         self._since_full = 0
@@ -184,13 +194,16 @@ class ScanPlanner:
                 return self._full(gray, thumb)
         found: list[Detection] = []
         lost: list[Box] = []
-        for region, last in zip(known, self._last, strict=True):
+        moves: list[tuple[float, float]] = []
+        for region, last, velocity in zip(known, self._last, self._velocity, strict=True):
             if not region_moved(changed, region):
                 found.append(last)  # nothing changed around it: the face is where it was
+                moves.append((0.0, 0.0))
                 self.stats.kept += 1
                 continue
-            again = self.detector.redetect(gray, last.box)
+            again = self._follow(gray, last.box, velocity)
             found.extend(again)
+            moves.extend(_move(last.box, d.box) for d in again)
             if not again:
                 lost.append(region)
                 self.stats.lost += 1
@@ -198,19 +211,49 @@ class ScanPlanner:
             # what moved around where the known faces are now is those faces (and their heads,
             # shoulders) moving: only motion elsewhere can be a face that was not there before.
             # A lost face's region was searched by ``redetect``; where it went is motion outside.
+            # the person who was where a known face was leaves motion there too (what they
+            # uncovered), and the one where it is now moves around and below it
             now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
-            people = self._people(found, width, height)
+            people = self._people(found, width, height) + self._people(self._last, width, height)
             moving = motion_boxes(changed, known + now + people, grow_px)
         if refreshing:
             moving = moving + stale
             self._full_thumb, self._since_full = thumb, -1
             self.stats.refreshes += 1
+        followed = len(found)
         self._search_motion(gray, moving, found)
-        found = dedupe(found)
+        # a face found by the motion search may be a known one that moved past where it was
+        # looked for: its move, from the nearest last face, predicts where to look next tick
+        moves.extend(self._nearest_move(d.box) for d in found[followed:])
+        kept = dedupe(found)
+        self._velocity = [moves[found.index(d)] for d in kept]
         self.stats.regions += 1
         self._since_full += 1
-        self._last = found
-        return found
+        self._last = kept
+        return kept
+
+    def _follow(self, gray: np.ndarray, last: Box, velocity: tuple[float, float]) -> list[Detection]:
+        """A known face that moved: first where its last move says it is now (a walker covers
+        several face widths a second, beyond a look around its last box), then around its last box."""
+        if velocity != (0.0, 0.0):
+            height, width = gray.shape[:2]
+            x, y, w, h = last
+            px = min(max(0, round(x + velocity[0])), max(0, width - w))
+            py = min(max(0, round(y + velocity[1])), max(0, height - h))
+            ahead = self.detector.confirm(gray, (px, py, w, h))
+            if ahead:
+                return ahead
+        return self.detector.redetect(gray, last)
+
+    def _nearest_move(self, box: Box) -> tuple[float, float]:
+        """The move from the last face nearest ``box`` (within a few face widths), or none."""
+        best, move = None, (0.0, 0.0)
+        for last in self._last:
+            dx, dy = _move(last.box, box)
+            distance = (dx * dx + dy * dy) ** 0.5
+            if distance <= FOLLOW_REACH * max(last.box[2], 1) and (best is None or distance < best):
+                best, move = distance, (dx, dy)
+        return move
 
     def _search_motion(self, gray: np.ndarray, moving: list[Box], found: list[Detection]) -> None:
         """Search what moved, head first: a person in motion is a tall region with the head on
@@ -231,5 +274,6 @@ class ScanPlanner:
         self._full_thumb = thumb
         self.stats.full += 1
         self._since_full = 0
+        self._velocity = [self._nearest_move(d.box) for d in found]
         self._last = found
         return found

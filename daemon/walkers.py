@@ -82,6 +82,8 @@ def _position(walker: Walker, t: float, clip_s: float, width: int, body: int) ->
     """(x of the head crop's left edge, direction) at ``t``: across and back a whole number of
     times per clip, at close to the walker's speed."""
     travel = max(1.0, width - body)
+    if walker.speed <= 0:
+        return travel * walker.phase, 1  # standing
     pixels_per_s = walker.speed * PIXELS_PER_METRE * walker.scale
     laps = max(1, round(pixels_per_s * clip_s / (2 * travel)))
     u = (t / clip_s * laps + walker.phase) % 1.0
