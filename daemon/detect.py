@@ -101,8 +101,9 @@ class FaceDetector(ABC):
         return self.search(gray, (0, 0, gray.shape[1], gray.shape[0]))
 
     @abstractmethod
-    def search(self, gray: np.ndarray, region: Box) -> list[Detection]:
-        """Faces of any size from ``min_face_px`` up inside ``region`` (source pixels)."""
+    def search(self, gray: np.ndarray, region: Box, min_face: int | None = None) -> list[Detection]:
+        """Faces of any size from ``min_face`` (default ``min_face_px``) up inside ``region``
+        (source pixels)."""
 
     @abstractmethod
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
@@ -143,8 +144,9 @@ class HaarDetector(FaceDetector):
         """The factor a whole frame of this width is downscaled by before detection."""
         return min(1.0, self.config.detect_width / float(width))
 
-    def search(self, gray: np.ndarray, region: Box) -> list[Detection]:
-        return self.detect_region(gray, region, self.full_scale(gray.shape[1]))
+    def search(self, gray: np.ndarray, region: Box, min_face: int | None = None) -> list[Detection]:
+        sizes = None if min_face is None else (min_face, max(region[2], region[3]))
+        return self.detect_region(gray, region, self.full_scale(gray.shape[1]), sizes)
 
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
         region = grow(last, 1.0, gray.shape[1], gray.shape[0])
@@ -288,9 +290,9 @@ class BlazeFaceDetector(FaceDetector):
         self._refine = _BlazeFaceModel(refine_path, config.threads)
         self._propose = _BlazeFaceModel(propose_path, config.threads)
 
-    def _tiles(self, region: Box) -> list[Box]:
+    def _tiles(self, region: Box, min_face: int | None = None) -> list[Box]:
         tiles: list[Box] = []
-        tile = self.config.min_face_px / self.PROPOSE_FRACTION
+        tile = max(min_face or 0, self.config.min_face_px) / self.PROPOSE_FRACTION
         longest = max(region[2], region[3])
         while True:
             side = round(min(tile, longest))
@@ -300,10 +302,10 @@ class BlazeFaceDetector(FaceDetector):
                 return tiles
             tile *= self.LEVEL_RATIO
 
-    def proposals(self, gray: np.ndarray, region: Box) -> list[Detection]:
+    def proposals(self, gray: np.ndarray, region: Box, min_face: int | None = None) -> list[Detection]:
         """Candidate faces in ``region`` from the back-camera model, in source pixels."""
         found = []
-        for x0, y0, tw, th in self._tiles(region):
+        for x0, y0, tw, th in self._tiles(region, min_face):
             view = gray[y0 : y0 + th, x0 : x0 + tw]
             for (x, y, w, h), score, _ in self._propose(view, self.config.proposal_threshold):
                 found.append(Detection((x0 + x, y0 + y, w, h), score))
@@ -356,9 +358,9 @@ class BlazeFaceDetector(FaceDetector):
         box = (x0 + round(mean[0]), y0 + round(mean[1]), round(mean[2]), round(mean[3]))
         return Detection(box, score, points)
 
-    def search(self, gray: np.ndarray, region: Box) -> list[Detection]:
+    def search(self, gray: np.ndarray, region: Box, min_face: int | None = None) -> list[Detection]:
         found = []
-        for proposal in self.proposals(gray, region):
+        for proposal in self.proposals(gray, region, min_face):
             face = self._look_closer(gray, proposal.box, proposal.score, self.config.score_threshold)
             if face is not None:
                 found.append(face)

@@ -147,6 +147,7 @@ def run_cameras(
     seconds: float,
     extra: dict[str, Any] | None = None,
     page: str = "off",
+    daemon_path: Path | None = None,
 ) -> dict[str, Any]:
     """The real daemon on ``count`` cameras of ``url``: the figures of one table row. ``page``:
     ``off`` (``http: null``), ``idle`` (the page served, no browser) or ``open`` (headless
@@ -177,8 +178,17 @@ def run_cameras(
     collector = MqttCollector(broker_port, f"fer-edge/{device}/#")
     browser: subprocess.Popen[bytes] | None = None
     with (workdir / f"daemon-{count}.log").open("wb") as log:
+        command, env = daemon_command(path), None
+        if daemon_path is not None:
+            # another version's daemon (a before/after row): its package first, this environment's
+            # libraries after, and no site hooks (they would put this checkout's package back)
+            import site
+
+            command = [command[0], "-S", *command[1:]]
+            paths = [str(daemon_path), *site.getsitepackages()]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         proc = subprocess.Popen(
-            daemon_command(path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
     try:
         wait_for(
@@ -260,6 +270,7 @@ def benchmark(
     page_study: bool = False,
     scene: str = "face",
     b_frames: bool = False,
+    daemon_path: Path | None = None,
 ) -> dict[str, Any]:
     """Every row of the table (the page off), with the key-frame floor measured in the same run;
     ``page_study``: the largest count again with the page served and with a browser open."""
@@ -279,7 +290,9 @@ def benchmark(
             if page_study:
                 runs += [(max(counts), "idle"), (max(counts), "open")]
             for count, page in runs:
-                row = run_cameras(count, url, broker.port, workdir, warmup_s, seconds, extra, page)
+                row = run_cameras(
+                    count, url, broker.port, workdir, warmup_s, seconds, extra, page, daemon_path
+                )
                 row["cpu_vs_keyframe_floor"] = round(row["cpu_cores"] / (floor * count), 2)
                 rows.append(row)
                 print(format_row(row), flush=True)

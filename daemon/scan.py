@@ -43,9 +43,11 @@ MOTION_LEVEL = 12  # luma levels a thumbnail pixel must change by to count as mo
 MOTION_MIN_PIXELS = 2  # changed thumbnail pixels (each 8x8 source pixels) that make a motion region
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
 REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on every side
-# a known face's person: 1.5 face sides either side (shoulders, swinging arms), 0.6 above (hair)
-# and everything below (body, legs): motion there is that person, not a new face
-PERSON_SIDES, PERSON_ABOVE = 1.5, 0.6
+# a known face's person: 1.5 face sides either side (shoulders, swinging arms) from the face's top
+# down (body, legs; its hair is in the face's own region): motion there is that person, not a new
+# face. Not above: another person's head, farther away, is higher in the picture.
+PERSON_SIDES, PERSON_ABOVE = 1.5, 0.0
+NEARER = 1.1  # within a person's region, only faces this much larger than theirs are searched
 FOLLOW_REACH = 8.0  # face widths a face may move in a tick and still be the same face (a runner)
 
 
@@ -194,6 +196,7 @@ class ScanPlanner:
                 return self._full(gray, thumb)
         found: list[Detection] = []
         lost: list[Box] = []
+        hidden = False  # a lost face was in another person's region: their motion hides it
         moves: list[tuple[float, float]] = []
         for region, last, velocity in zip(known, self._last, self._velocity, strict=True):
             if not region_moved(changed, region):
@@ -207,21 +210,25 @@ class ScanPlanner:
             if not again:
                 lost.append(region)
                 self.stats.lost += 1
+                others = [person_region(d.box, width, height) for d in self._last if d is not last]
+                hidden = hidden or _covered(last.box, others, share=0.25)
         if found or lost:
             # what moved around where the known faces are now is those faces (and their heads,
             # shoulders) moving: only motion elsewhere can be a face that was not there before.
             # A lost face's region was searched by ``redetect``; where it went is motion outside.
             # the person who was where a known face was leaves motion there too (what they
             # uncovered), and the one where it is now moves around and below it
+            # (unless a face was lost inside another person's region, as in a crowd: then all that
+            # moved is searched in full)
             now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
             people = self._people(found, width, height) + self._people(self._last, width, height)
-            moving = motion_boxes(changed, known + now + people, grow_px)
+            moving = motion_boxes(changed, known + now + ([] if hidden else people), grow_px)
         if refreshing:
             moving = moving + stale
             self._full_thumb, self._since_full = thumb, -1
             self.stats.refreshes += 1
         followed = len(found)
-        self._search_motion(gray, moving, found)
+        self._search_motion(gray, moving, found, thorough=hidden)
         # a face found by the motion search may be a known one that moved past where it was
         # looked for: its move, from the nearest last face, predicts where to look next tick
         moves.extend(self._nearest_move(d.box) for d in found[followed:])
@@ -255,14 +262,23 @@ class ScanPlanner:
                 best, move = distance, (dx, dy)
         return move
 
-    def _search_motion(self, gray: np.ndarray, moving: list[Box], found: list[Detection]) -> None:
+    def _search_motion(
+        self, gray: np.ndarray, moving: list[Box], found: list[Detection], thorough: bool = False
+    ) -> None:
         """Search what moved, head first: a person in motion is a tall region with the head on
-        top, so a tall region's top square is searched first, and whatever lies within the person
-        of a face found there is that person's body, not searched again."""
+        top, so a tall region's top square is searched first. What lies within the person of a
+        face found is that person's body, or the head of someone nearer (larger) passing in
+        front: it is searched only for faces larger than that face, which costs a few large
+        tiles instead of many small ones."""
         height, width = gray.shape[:2]
         todo = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
         for region in todo:
-            if self.people and _covered(region, self._people(found, width, height)):
+            owners = [d for d in found if _covered(region, [person_region(d.box, width, height)])]
+            if self.people and owners and not thorough:
+                larger = round(NEARER * min(min(d.box[2], d.box[3]) for d in owners))
+                if larger > min(region[2], region[3]):
+                    continue  # too small to hold a face larger than its person's
+                found.extend(self.detector.search(gray, region, larger))
                 continue
             found.extend(self.detector.search(gray, region))
 

@@ -502,6 +502,12 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
         "--b-frames", action="store_true", help="--cameras: encode with x264's defaults (B-frames)"
     )
     p.add_argument(
+        "--daemon-path",
+        type=Path,
+        help="--cameras: run the daemon from this package root instead (a folder holding another "
+        "version's fer_edge/, for before/after rows measured in one run)",
+    )
+    p.add_argument(
         "--page",
         action="store_true",
         help="--cameras: the largest count again with the web page served, and open in chromium",
@@ -547,7 +553,8 @@ def _bench_cameras(args: argparse.Namespace) -> int:
         raise UsageError(f"--cameras {args.cameras}: counts from 1 to 64")
     if args.window <= 0 or args.warmup < 0 or args.gop <= 0:
         raise UsageError("--window and --gop must be positive, --warmup not negative")
-    scene = {"page_study": args.page, "scene": args.scene, "b_frames": args.b_frames}
+    scene = {"scene": args.scene, "b_frames": args.b_frames, "daemon_path": args.daemon_path}
+    scene["page_study"] = args.page
     report = benchmark(counts, args.warmup, args.window, args.gop, **scene)
     if args.json:
         write_json(args.json, report)

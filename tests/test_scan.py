@@ -118,3 +118,35 @@ def test_motion_outside_known_faces_becomes_search_boxes() -> None:
     x, y, w, h = boxes[0]
     assert x <= 800 and y <= 80 and x + w >= 832 and y + h >= 112
     assert grow((10, 10, 20, 20), 1.0, 40, 40) == (0, 0, 40, 40)  # clipped to the frame
+
+
+class _CountingSearch:
+    """Wraps a detector's search and keeps the regions it was asked about."""
+
+    def __init__(self, detector: object) -> None:
+        self.real, self.regions = detector.search, []  # type: ignore[attr-defined]
+
+    def __call__(
+        self, gray: np.ndarray, region: tuple[int, int, int, int], min_face: int | None = None
+    ) -> list:
+        self.regions.append(region)
+        return self.real(gray, region, min_face)
+
+
+def test_a_person_walking_with_a_body_is_followed_without_searching_the_body() -> None:
+    """A person (head, shoulders, arms, legs) walking at 1.2 m/s on a textured backdrop, one tick
+    a second: after the first ticks the face is found where its last move says it is, and the
+    body's motion is not searched; the face-only baseline searches it every tick."""
+    from fer_edge.daemon.walkers import Walker, walker_frames
+
+    frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 12, 1280, 720, fps=1)]
+    searched: dict[bool, int] = {}
+    for people in (True, False):
+        detector = create_detector(DetectorConfig())
+        counting = _CountingSearch(detector)
+        detector.search = counting  # type: ignore[method-assign]
+        planner = ScanPlanner(detector, full_scan_every=30, people=people)
+        found = [len(planner.find(gray)) for gray in frames]
+        assert sum(n == 1 for n in found) >= len(frames) - 1, found  # the face, every tick or all but one
+        searched[people] = len(counting.regions)
+    assert searched[True] * 3 <= searched[False], searched
