@@ -1,4 +1,4 @@
-"""The MQTT contract's topics and JSON documents (DESIGN.md, "MQTT contract"), built in one place."""
+"""The MQTT contract's topics and JSON documents (the README's topic table), built in one place."""
 
 from __future__ import annotations
 

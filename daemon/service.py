@@ -43,7 +43,7 @@ class Watchdog:
         self._last = 0.0
 
     def progress(self) -> None:
-        """Call from the analysis loop after a completed tick."""
+        """Call from the daemon's main loop while it and every analysis worker go round."""
         if not self.interval_s:
             return
         now = time.monotonic()

@@ -1,6 +1,6 @@
 """The daemon against real components on loopback: mosquitto, GStreamer's RTSP server, LiteRT.
 
-Covers DESIGN.md's daemon behaviour: ~1 Hz results with contiguous seq, faces where they were
+Covers the README's daemon behaviour: ~1 Hz results with contiguous seq, faces where they were
 drawn, reconnects, the spool across a broker outage and a restart, systemd notify, SIGTERM.
 """
 

@@ -1,6 +1,6 @@
 """Where the daemon looks for faces: whole frame, known faces' surroundings, moving areas.
 
-Real Haar cascade on frames rendered from the bundled face photo; ground truth from the
+The real default detector (BlazeFace) on frames rendered from the bundled face photo; ground truth from the
 renderer's own face boxes.
 """
 

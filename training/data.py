@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}
-# The order DESIGN.md fixes for the default --split: report on PrivateTest where it exists.
+# The order the README fixes for the default --split: report on PrivateTest where it exists.
 REPORT_SPLITS = ("PrivateTest", "PublicTest")
 SELECTION_SPLITS = ("PublicTest", "validation", "val", "test")
 _SPLIT_ALIASES = {
