@@ -29,12 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import cv2
 import numpy as np
 
-from fer_edge.cli import BUNDLED_MODEL
-from fer_edge.daemon.bench import analyse_stream, median_stream_cpu, per_face
+from fer_edge.bench.pipeline import analyse_stream, median_stream_cpu, per_face
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
 from fer_edge.daemon.democlip import Sprite, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.pipeline import FacePipeline
+from fer_edge.models import BUNDLED_MODEL
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 25

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from fer_edge.atomic import write_json
+from fer_edge.bench.walkers import Walker, one_walker, three_walkers, walker_frames
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.scan import ScanPlanner
-from fer_edge.daemon.walkers import Walker, one_walker, three_walkers, walker_frames
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 1  # one frame per tick
 

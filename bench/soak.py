@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from fer_edge.daemon.loopback import (
+from fer_edge.bench.loopback import (
     Mosquitto,
     MqttCollector,
     RtspServer,
@@ -30,7 +30,7 @@ from fer_edge.daemon.loopback import (
     stop_process,
     wait_for,
 )
-from fer_edge.daemon.multicam import FPS, make_clip, memory_mb
+from fer_edge.bench.multicam import FPS, make_clip, memory_mb
 from fer_edge.daemon.payloads import parse_iso
 
 CYCLE_S = 600.0  # each server drops once per cycle

@@ -11,14 +11,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from fer_edge.errors import EXIT_SOFTWARE, FerEdgeError
+from fer_edge.models import BUNDLED_MODEL
 
 logger = logging.getLogger("fer_edge")
 
-BUNDLED_DIR = Path(__file__).parent / "models"
-BUNDLED_MODEL = BUNDLED_DIR / "fer-edge-int8.tflite"
 
 
 def _setup_logging(verbose: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from fer_edge.atomic import write_json
 from fer_edge.daemon.cadence import DecodeMode
-from fer_edge.errors import MissingInputError, UsageError
+from fer_edge.errors import MissingInputError, UsageError, require_extra
 
 logger = logging.getLogger(__name__)
 
@@ -423,8 +423,8 @@ def _run(args: argparse.Namespace) -> int:
     from fer_edge.daemon.service import catch_stop_signals
 
     args.stop_event = catch_stop_signals()  # before the heavy imports and the model load
-    from fer_edge.cli import BUNDLED_MODEL
     from fer_edge.daemon.cli import run
+    from fer_edge.models import BUNDLED_MODEL
 
     return run(args, str(BUNDLED_MODEL))
 
@@ -516,7 +516,7 @@ def _add_bench(sub: Any, add_common: AddCommon) -> None:
 
 
 def _bench_accuracy(args: argparse.Namespace) -> int:
-    from fer_edge.daemon.stream_accuracy import benchmark, format_report
+    from fer_edge.bench.stream_accuracy import benchmark, format_report
 
     if args.scenes < 1:
         raise UsageError(f"--scenes {args.scenes}: must be at least 1")
@@ -543,7 +543,7 @@ def _bench_accuracy(args: argparse.Namespace) -> int:
 
 
 def _bench_cameras(args: argparse.Namespace) -> int:
-    from fer_edge.daemon.multicam import benchmark, format_report
+    from fer_edge.bench.multicam import benchmark, format_report
 
     try:
         counts = [int(c) for c in args.cameras.split(",") if c.strip()]
@@ -564,9 +564,10 @@ def _bench_cameras(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from fer_edge.daemon.bench import BenchOptions, format_table, run_bench
+    from fer_edge.bench.pipeline import BenchOptions, format_table, run_bench
 
     if args.accuracy:
+        require_extra("bench", "skimage", "fer-edge bench --accuracy")
         return _bench_accuracy(args)
     if args.cameras:
         return _bench_cameras(args)
@@ -596,9 +597,10 @@ def _add_fit_framing(sub: Any, add_common: AddCommon) -> None:
 
 
 def _fit_framing(args: argparse.Namespace) -> int:
+    require_extra("bench", "skimage", "fer-edge fit-framing")
+    from fer_edge.bench.framing_fit import fit_framing, write_framing
     from fer_edge.daemon.config import DetectorConfig
     from fer_edge.daemon.detect import create_detector
-    from fer_edge.daemon.framing_fit import fit_framing, write_framing
     from fer_edge.errors import DataError
     from fer_edge.training.data import load_dataset
 

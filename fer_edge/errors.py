@@ -11,6 +11,7 @@ EXIT_USAGE = 2
 EXIT_DATA = 65  # EX_DATAERR: the input exists but is malformed
 EXIT_NO_INPUT = 66  # EX_NOINPUT: an input file or folder is missing
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: an internal failure (a bug); logged with its traceback
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a runtime, delegate or optional extra is not installed
 EXIT_CANT_CREATE = 73  # EX_CANTCREAT: an output or state file cannot be created
 EXIT_CONFIG = 78  # EX_CONFIG: the daemon's configuration is invalid
 
@@ -49,3 +50,20 @@ class ConfigError(FerEdgeError):
     """The daemon configuration is invalid."""
 
     exit_code = EXIT_CONFIG
+
+
+class MissingExtraError(FerEdgeError):
+    """A command needs an optional extra that is not installed; the message names it."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+def require_extra(extra: str, module: str, command: str) -> None:
+    """Raise :class:`MissingExtraError` (exit 69) unless ``module`` imports: ``command`` needs
+    ``fer-edge[extra]``. Checked before the command starts, not at its first use of the module."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(
+            f"{command} needs the [{extra}] extra ({module} is missing): pip install 'fer-edge[{extra}]'"
+        )

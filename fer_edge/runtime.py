@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from fer_edge.errors import DataError, FerEdgeError, MissingInputError
+from fer_edge.errors import EXIT_UNAVAILABLE, DataError, FerEdgeError, MissingInputError
 from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.scores import apply_temperature
 
 logger = logging.getLogger(__name__)
 
-EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a requested delegate or runtime is not there
 
 # (module, attribute holding Interpreter, attribute holding load_delegate), in preference order.
 RUNTIMES: tuple[tuple[str, str, str], ...] = (

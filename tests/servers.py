@@ -1,7 +1,7 @@
 """The loopback servers the integration tests start (they live in the package, where the stream
 benchmarks use them too)."""
 
-from fer_edge.daemon.loopback import (
+from fer_edge.bench.loopback import (
     Mosquitto,
     MqttCollector,
     RtspServer,

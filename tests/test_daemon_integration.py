@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_boxes, face_image, render_frame
 from fer_edge.daemon.payloads import parse_iso
 from fer_edge.daemon.track import iou
 from fer_edge.labels import LABELS
+from fer_edge.models import BUNDLED_MODEL
 from tests.servers import (
     Mosquitto,
     MqttCollector,

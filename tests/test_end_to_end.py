@@ -11,17 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_edge.cli import BUNDLED_MODEL, main
-from fer_edge.daemon import stream_accuracy as sa
+from fer_edge.bench import stream_accuracy as sa
+from fer_edge.bench.loopback import have_mosquitto, have_rtsp_server
+from fer_edge.bench.scenes import paste, place_apart
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.detect import create_detector
-from fer_edge.daemon.loopback import have_mosquitto, have_rtsp_server
 from fer_edge.daemon.payloads import state_payload
 from fer_edge.daemon.pipeline import FacePipeline
 from fer_edge.daemon.scan import ScanPlanner
-from fer_edge.daemon.scenes import paste, place_apart
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.labels import LABELS
+from fer_edge.models import BUNDLED_MODEL, main
 from fer_edge.preprocess import Framing
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 
@@ -50,7 +50,7 @@ def test_framing_maps_a_box_to_its_training_crop() -> None:
 def test_fitted_framing_recovers_the_pasted_crop(astronaut_face: np.ndarray, pipeline: FacePipeline) -> None:
     """Fit a framing on faces pasted at known places, then crop a new pasted face with it: the
     crop lands on the pasted square, which a hand-set margin does not."""
-    from fer_edge.daemon.framing_fit import fit_framing
+    from fer_edge.bench.framing_fit import fit_framing
     from fer_edge.daemon.track import iou
 
     faces = astronaut_face[np.newaxis]

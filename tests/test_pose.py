@@ -74,10 +74,10 @@ def test_a_real_frontal_face_and_its_mirror_image(frames: tuple[np.ndarray, np.n
 def test_faces_turned_past_max_yaw_carry_no_emotion(
     frames: tuple[np.ndarray, np.ndarray], int8_model: Path
 ) -> None:
-    from fer_edge.cli import BUNDLED_MODEL
     from fer_edge.daemon.config import DetectorConfig
     from fer_edge.daemon.detect import create_detector
     from fer_edge.daemon.pipeline import FacePipeline
+    from fer_edge.models import BUNDLED_MODEL
     from fer_edge.runtime import EmotionModel
 
     model = EmotionModel(BUNDLED_MODEL if BUNDLED_MODEL.exists() else int8_model)

@@ -180,7 +180,7 @@ def _strings(value: object) -> list[str]:
 def test_bundled_metadata_names_no_path_of_the_machine_that_made_it(name: str) -> None:
     """Provenance travels with the model: names, relative paths and content hashes, never an
     absolute path or a home directory that means nothing on a camera box."""
-    from fer_edge.cli import BUNDLED_MODEL
+    from fer_edge.models import BUNDLED_MODEL
 
     meta = json.loads((BUNDLED_MODEL.parent / name).read_text())
     words = [w for s in _strings(meta) for w in s.replace("=", " ").split()]

@@ -137,7 +137,7 @@ def test_a_person_walking_with_a_body_is_followed_without_searching_the_body() -
     """A person (head, shoulders, arms, legs) walking at 1.2 m/s on a textured backdrop, one tick
     a second: after the first ticks the face is found where its last move says it is, and the
     body's motion is not searched; the face-only baseline searches it every tick."""
-    from fer_edge.daemon.walkers import Walker, walker_frames
+    from fer_edge.bench.walkers import Walker, walker_frames
 
     frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 12, 1280, 720, fps=1)]
     searched: dict[bool, int] = {}

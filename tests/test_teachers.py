@@ -30,7 +30,7 @@ def test_soften_keeps_the_ranking_and_spreads_the_mass() -> None:
 def test_a_tflite_teacher_scores_the_augmented_faces_the_feed_yields() -> None:
     """A ``.tflite`` teacher cannot run in the graph: the feed augments the batch and mixes the
     teacher's scores of THOSE faces into the targets."""
-    from fer_edge.cli import BUNDLED_MODEL
+    from fer_edge.models import BUNDLED_MODEL
     from fer_edge.training.augment import Augment
     from fer_edge.training.feed import Feed
     from fer_edge.training.teachers import Teachers, Teaching

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fer_edge.bench.h264 import write_h264
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_image, render_frame
-from fer_edge.daemon.h264 import write_h264
 from fer_edge.daemon.payloads import parse_iso
 from tests.servers import (
     Mosquitto,

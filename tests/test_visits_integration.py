@@ -24,10 +24,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame
 from fer_edge.daemon.history import HistoryStore
 from fer_edge.daemon.payloads import parse_iso
+from fer_edge.models import BUNDLED_MODEL
 from tests import servers
 from tests.browser import chromium, rendered_dom, screenshot
 from tests.servers import Mosquitto, MqttCollector, wait_for

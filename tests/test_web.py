@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fer_edge.cli import BUNDLED_MODEL
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_image, render_frame
 from fer_edge.daemon.payloads import parse_iso
 from fer_edge.daemon.web import ApiError, decode_upload
+from fer_edge.models import BUNDLED_MODEL
 from tests.browser import chromium, rendered_dom, screenshot
 from tests.servers import (
     Mosquitto,

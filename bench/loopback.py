@@ -170,7 +170,7 @@ class Mosquitto(_Process):
 class RtspServer(_Process):
     """GStreamer RTSP server at rtsp://127.0.0.1:port/cam, looping either pre-rendered BGR
     ``frames`` (encoded live with x264) or an H.264 Annex-B file ``h264`` written by
-    :func:`~fer_edge.daemon.h264.write_h264` (served as encoded, no re-encoding)."""
+    :func:`~fer_edge.bench.h264.write_h264` (served as encoded, no re-encoding)."""
 
     def __init__(
         self,

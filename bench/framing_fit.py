@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from fer_edge.atomic import write_json
+from fer_edge.bench.scenes import still_frames
 from fer_edge.daemon.detect import FaceDetector
-from fer_edge.daemon.scenes import still_frames
 from fer_edge.preprocess import Framing
 
 MAD_TO_STD = 1.4826  # a normal distribution's standard deviation per median absolute deviation

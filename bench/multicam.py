@@ -61,7 +61,7 @@ SCENES = {  # --scene: what the cameras see
 def scene_frames(scene: str, seconds: float) -> Iterator[np.ndarray]:
     if scene == "face":
         return clip_frames(seconds)
-    from fer_edge.daemon.walkers import one_walker, three_walkers, walker_frames
+    from fer_edge.bench.walkers import one_walker, three_walkers, walker_frames
 
     walkers = one_walker() if scene == "walker" else three_walkers()
     return walker_frames(walkers, seconds, WIDTH, HEIGHT, FPS)
@@ -72,7 +72,7 @@ def make_clip(
 ) -> Path:
     """The cameras' clip: ``scene`` encoded as a low-latency camera does, or with x264's
     defaults (``b_frames``: B-frames, as NVR restreams and ffmpeg re-encodes send)."""
-    from fer_edge.daemon.h264 import write_h264
+    from fer_edge.bench.h264 import write_h264
 
     frames = scene_frames(scene, seconds)
     return write_h264(path, frames, WIDTH, HEIGHT, FPS, gop_s=gop_s, b_frames=b_frames)
@@ -104,7 +104,7 @@ def keyframe_floor(url: str, warmup_s: float, seconds: float) -> float:
     """CPU seconds per second a process spends receiving ``url`` and decoding its key frames
     alone, measured in a child process so nothing else is counted."""
     out = subprocess.run(
-        [sys.executable, "-m", "fer_edge.daemon.multicam", "--floor", url, str(warmup_s), str(seconds)],
+        [sys.executable, "-m", "fer_edge.bench.multicam", "--floor", url, str(warmup_s), str(seconds)],
         capture_output=True,
         text=True,
         timeout=warmup_s + seconds + 60,
@@ -154,7 +154,7 @@ def run_cameras(
     chromium showing the page through the window, as a person at a 1280x900 screen would)."""
     import yaml
 
-    from fer_edge.daemon.loopback import (
+    from fer_edge.bench.loopback import (
         MqttCollector,
         daemon_command,
         free_port,
@@ -274,7 +274,7 @@ def benchmark(
 ) -> dict[str, Any]:
     """Every row of the table (the page off), with the key-frame floor measured in the same run;
     ``page_study``: the largest count again with the page served and with a browser open."""
-    from fer_edge.daemon.loopback import Mosquitto, RtspServer
+    from fer_edge.bench.loopback import Mosquitto, RtspServer
 
     with tempfile.TemporaryDirectory(prefix="fer-edge-multicam-") as tmp:
         workdir = Path(tmp)
@@ -335,4 +335,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "--floor":
         _floor_main(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
     else:
-        sys.exit("usage: python -m fer_edge.daemon.multicam --floor URL WARMUP_S SECONDS")
+        sys.exit("usage: python -m fer_edge.bench.multicam --floor URL WARMUP_S SECONDS")
