@@ -18,7 +18,6 @@ from fer_edge.models import BUNDLED_MODEL
 logger = logging.getLogger("fer_edge")
 
 
-
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(

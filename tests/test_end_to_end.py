@@ -14,6 +14,7 @@ import pytest
 from fer_edge.bench import stream_accuracy as sa
 from fer_edge.bench.loopback import have_mosquitto, have_rtsp_server
 from fer_edge.bench.scenes import paste, place_apart
+from fer_edge.cli import main
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.payloads import state_payload
@@ -21,7 +22,7 @@ from fer_edge.daemon.pipeline import FacePipeline
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.labels import LABELS
-from fer_edge.models import BUNDLED_MODEL, main
+from fer_edge.models import BUNDLED_MODEL
 from fer_edge.preprocess import Framing
 from fer_edge.runtime import EmotionModel, RuntimeOptions
 

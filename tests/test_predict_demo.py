@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_edge.cli import main
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
 from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.pipeline import FacePipeline
-from fer_edge.models import BUNDLED_MODEL, main
+from fer_edge.models import BUNDLED_MODEL
 from fer_edge.preprocess import preprocess_faces
 from fer_edge.runtime import EmotionModel
 
