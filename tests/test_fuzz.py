@@ -163,10 +163,10 @@ def test_a_bug_exits_70_through_the_command_line(tmp_path: Path) -> None:
 
     program = (
         "import sys\n"
-        "import fer_edge.commands as commands\n"
+        "import fer_edge.cli.predict as command\n"
         "def broken(args):\n"
         "    raise ZeroDivisionError('an injected bug')\n"
-        "commands._predict = broken\n"
+        "command._predict = broken\n"
         "from fer_edge.cli import main\n"
         "sys.exit(main(['predict', 'photo.jpg']))\n"
     )

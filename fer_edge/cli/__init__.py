@@ -1,4 +1,6 @@
-"""The ``fer-edge`` command line: one parser, subcommands imported only when used.
+"""The ``fer-edge`` command line: one parser, one module per command (its parser beside its
+handler); each handler imports its heavy modules only when it runs, so ``fer-edge run`` never
+pulls in TensorFlow and ``fer-edge --help`` starts instantly.
 
 Every user error surfaces here as one line on stderr and a documented exit code (see
 ``fer_edge.errors``); tracebacks are for bugs only.
@@ -12,8 +14,10 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from fer_edge.cli import bench, calibrate, ensemble, evaluate, fit_framing, predict, recover, run, train
 from fer_edge.errors import EXIT_SOFTWARE, FerEdgeError
-from fer_edge.models import BUNDLED_MODEL
+
+COMMANDS = (train, ensemble, recover, evaluate, calibrate, run, predict, bench, fit_framing)
 
 logger = logging.getLogger("fer_edge")
 
@@ -28,25 +32,7 @@ def _setup_logging(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def _add_common(p: argparse.ArgumentParser, *, model: bool = True, data: bool = True) -> None:
-    if model:
-        p.add_argument(
-            "--model",
-            default=str(BUNDLED_MODEL),
-            help="model file (.tflite or .keras); default: the bundled int8 model",
-        )
-    if data:
-        p.add_argument("--data", help="FER2013 .csv/.csv.gz or an image folder")
-        p.add_argument(
-            "--split",
-            help="split to use (default: PrivateTest, else PublicTest, else the whole set)",
-        )
-    p.add_argument("--json", help="write the JSON report here ('-' for stdout)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from fer_edge.commands import register_all
-
     parser = argparse.ArgumentParser(
         prog="fer-edge", description="Facial emotion recognition for camera boxes."
     )
@@ -60,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="warnings and errors only",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    register_all(sub, _add_common)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 

@@ -1,11 +1,10 @@
-"""Handlers behind ``fer-edge run`` and ``fer-edge predict`` (no TensorFlow anywhere below)."""
+"""``fer-edge predict``: faces and emotions in an image or video file."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,68 +12,29 @@ import cv2
 import numpy as np
 
 from fer_edge.atomic import atomic_path, write_json
+from fer_edge.cli.common import add_common
 from fer_edge.errors import DataError, MissingInputError, UsageError
 
 logger = logging.getLogger(__name__)
 
 
-def _parse_host_port(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":") if ":" in value else (value, "", "1883")
-    if not port.isdigit() or not host:
-        raise UsageError(f"--mqtt {value}: expected HOST or HOST:PORT")
-    return host, int(port)
-
-
-def run(args: argparse.Namespace, default_model: str) -> int:
-    from fer_edge.daemon.app import Daemon, check_state_dir, load_pipeline, print_sink
-    from fer_edge.daemon.config import CameraConfig, DaemonConfig, HttpConfig, MqttConfig, load_config
-    from fer_edge.daemon.service import configure_logging
-
-    configure_logging()
-    if args.demo:
-        from fer_edge.daemon.democlip import DEMO_SPRITES, write_clip
-
-        host, port = _parse_host_port(args.mqtt) if args.mqtt else ("127.0.0.1", 1883)
-        with tempfile.TemporaryDirectory(prefix="fer-edge-demo-") as tmp:
-            workdir = Path(tmp)
-            clip = write_clip(workdir / "demo.mp4", DEMO_SPRITES, seconds=10)
-            config = DaemonConfig(
-                mqtt=MqttConfig(host=host, port=port),
-                state_dir=workdir / "state",
-                cameras={"demo": CameraConfig(url=str(clip), interval_s=1.0)},
-                http=HttpConfig(port=args.http_port),
-            )
-            daemon = Daemon(
-                config,
-                default_model,
-                use_mqtt=bool(args.mqtt),
-                sinks=[print_sink],
-                duration_s=args.duration,
-                stop_event=getattr(args, "stop_event", None),
-                any_http_port=True,
-            )
-            return daemon.run()
-    if not args.config:
-        raise UsageError("run needs --config FILE (or --demo)")
-    config = load_config(args.config)
-    if args.check:
-        check_state_dir(config.state_dir, create=False)
-        load_pipeline(config, default_model)
-        print(
-            f"{args.config}: OK ({len(config.cameras)} camera(s), broker "
-            f"{config.mqtt.host}:{config.mqtt.port})"
-        )
-        return 0
-    logging.getLogger().setLevel(config.log_level.upper())
-    configure_logging(config.log_format)
-    daemon = Daemon(
-        config,
-        default_model,
-        sinks=[print_sink] if args.print else [],
-        duration_s=args.duration,
-        stop_event=getattr(args, "stop_event", None),
+def register(sub: Any) -> None:
+    p = sub.add_parser("predict", help="faces and emotions in an image or video file (JSON)")
+    p.add_argument("path", help="image or video file")
+    add_common(p, data=False)
+    p.add_argument("--annotate", metavar="OUT", help="write the image with boxes and scores")
+    p.add_argument("--min-face", type=int, default=32, help="smallest face box side in pixels")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip"],
+        default="none",
+        help="flip: average each face with its mirror image (the daemon's model.tta)",
     )
-    return daemon.run()
+    p.set_defaults(handler=_predict)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    return predict(args)
 
 
 def _read_media(path: Path) -> list[tuple[float | None, np.ndarray]]:
