@@ -58,12 +58,12 @@ class MissingExtraError(FerEdgeError):
     exit_code = EXIT_UNAVAILABLE
 
 
-def require_extra(extra: str, module: str, command: str) -> None:
-    """Raise :class:`MissingExtraError` (exit 69) unless ``module`` imports: ``command`` needs
+def require_extra(extra: str, module: str) -> None:
+    """Raise :class:`MissingExtraError` (exit 69) unless ``module`` imports: the command needs
     ``fer-edge[extra]``. Checked before the command starts, not at its first use of the module."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
         raise MissingExtraError(
-            f"{command} needs the [{extra}] extra ({module} is missing): pip install 'fer-edge[{extra}]'"
+            f"needs the [{extra}] extra ({module} is not installed): pip install 'fer-edge[{extra}]'"
         )

@@ -61,3 +61,42 @@ def test_quickstart_on_debians_system_python(tmp_path: Path) -> None:
     assert any(f["emotion"] == "happy" for d in documents for f in d["faces"])
     assert "fer-edge demo: open http://127.0.0.1:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+    # every documented command on this [device] install: the camera-box ones work, the others
+    # say which extra they need (exit 69, one line), none fails with a traceback
+    fer_edge = str(clone / ".venv" / "bin" / "fer-edge")
+    face = clone / "fer_edge" / "assets" / "face.jpg"
+    faces = tmp_path / "faces.csv"
+    faces.write_text("emotion,pixels,Usage\n0," + " ".join(["128"] * 2304) + ",Training\n")
+    works = [["predict", str(face)], ["--help"], *([c, "--help"] for c in COMMANDS)]
+    needs = {
+        "train": [["train", "--arch", "edge", "--data", str(faces), "--out", str(tmp_path / "run")],
+                  ["teach", "--data", str(faces), "--out", str(tmp_path / "t")],
+                  ["distill", "--data", str(faces), "--out", str(tmp_path / "d"), "--teacher", str(face)],
+                  ["ensemble", "--model", "a.keras", "--out", str(tmp_path / "e.keras")],
+                  ["recover", "--data", str(faces), "--out", str(tmp_path / "r.keras")],
+                  ["evaluate", "--data", str(faces)],
+                  ["calibrate", "--model", "m.keras", "--data", str(faces), "--mode", "int8",
+                   "--out", "m.tflite"]],
+        "bench": [["bench", "--accuracy", "--data", str(faces)],
+                  ["fit-framing", "--data", str(faces), "--out", str(tmp_path / "f.json")]],
+    }  # fmt: skip
+    for argv in works:
+        out = subprocess.run(
+            [fer_edge, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, (argv, out.stderr[-1000:])
+    for extra, commands in needs.items():
+        for argv in commands:
+            out = subprocess.run(
+                [fer_edge, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+            )
+            lines = [line for line in out.stderr.splitlines() if line.strip()]
+            assert out.returncode == 69 and len(lines) == 1 and f"[{extra}]" in lines[0], (
+                argv,
+                out.stderr[-1000:],
+            )
+
+
+COMMANDS = ("train", "teach", "distill", "ensemble", "recover", "evaluate", "calibrate", "run", "predict",
+            "bench", "fit-framing")  # fmt: skip

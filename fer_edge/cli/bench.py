@@ -129,7 +129,7 @@ def _bench(args: argparse.Namespace) -> int:
     from fer_edge.bench.pipeline import BenchOptions, format_table, run_bench
 
     if args.accuracy:
-        require_extra("bench", "skimage", "fer-edge bench --accuracy")
+        require_extra("bench", "skimage")
         return _bench_accuracy(args)
     if args.cameras:
         return _bench_cameras(args)

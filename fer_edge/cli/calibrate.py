@@ -7,6 +7,7 @@ from typing import Any
 
 from fer_edge.atomic import write_json
 from fer_edge.cli.common import add_cache_dir, cache_dir
+from fer_edge.errors import require_extra
 
 
 def register(sub: Any) -> None:
@@ -36,6 +37,7 @@ def register(sub: Any) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    require_extra("train", "tensorflow")  # TensorFlow's converter
     from fer_edge.quantize.calibrate import CalibrateConfig, calibrate
 
     cache = cache_dir(args)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fer_edge.errors import require_extra
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("ensemble", help="average trained .keras models into one (calibrate it next)")
@@ -16,6 +18,7 @@ def register(sub: Any) -> None:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
+    require_extra("train", "keras")
     from fer_edge.training.ensemble import build_ensemble
 
     summary = build_ensemble(args.models, args.out)

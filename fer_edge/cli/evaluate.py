@@ -8,6 +8,7 @@ from typing import Any
 
 from fer_edge.atomic import write_json
 from fer_edge.cli.common import add_cache_dir, add_common, cache_dir, print_summary, require_data
+from fer_edge.errors import require_extra
 
 
 def register(sub: Any) -> None:
@@ -37,6 +38,7 @@ def register(sub: Any) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    require_extra("train", "matplotlib")  # its plots; .keras models need keras too
     from fer_edge.runtime import RuntimeOptions
     from fer_edge.training.data import load_dataset
     from fer_edge.training.evaluate import evaluate_split, load_classifier

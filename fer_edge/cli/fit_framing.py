@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
 
 
 def _fit_framing(args: argparse.Namespace) -> int:
-    require_extra("bench", "skimage", "fer-edge fit-framing")
+    require_extra("bench", "skimage")
     from fer_edge.bench.framing_fit import fit_framing, write_framing
     from fer_edge.daemon.config import DetectorConfig
     from fer_edge.daemon.detect import create_detector

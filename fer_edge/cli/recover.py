@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_edge.cli.common import add_cache_dir, add_common, cache_dir
-from fer_edge.errors import MissingInputError, UsageError
+from fer_edge.errors import MissingInputError, UsageError, require_extra
 
 
 def register(sub: Any) -> None:
@@ -27,6 +27,7 @@ def register(sub: Any) -> None:
 
 
 def _recover(args: argparse.Namespace) -> int:
+    require_extra("train", "keras")
     import numpy as np
 
     from fer_edge.atomic import atomic_path

@@ -8,7 +8,7 @@ from typing import Any
 
 from fer_edge.atomic import write_json
 from fer_edge.cli.common import add_cache_dir, cache_dir, print_summary
-from fer_edge.errors import UsageError
+from fer_edge.errors import UsageError, require_extra
 
 # What ``teach`` and ``distill`` preset; every value can still be given on the command line.
 TRAIN_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -133,6 +133,7 @@ def register(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    require_extra("train", "keras")
     from fer_edge.training.archs import get_arch
     from fer_edge.training.train import TrainConfig, train
 
