@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,6 @@ from fer_edge.atomic import write_json
 from fer_edge.daemon.analysis import AnalysisWorker, OverloadWatch, shard, worker_count
 from fer_edge.daemon.config import DaemonConfig
 from fer_edge.daemon.dashboard import Snapshots
-from fer_edge.daemon.detect import create_detector
 from fer_edge.daemon.history import HistoryStore
 from fer_edge.daemon.ingest import CameraReader, Frame
 from fer_edge.daemon.metrics import CameraStats, PrometheusMetrics
@@ -45,22 +42,16 @@ from fer_edge.daemon.publish import MqttPublisher
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.service import Watchdog, sd_notify
 from fer_edge.daemon.spool import Spool
+from fer_edge.daemon.startup import check_state_dir, load_pipeline
+from fer_edge.daemon.stats import camera_stats
 from fer_edge.daemon.track import FaceTracker
 from fer_edge.daemon.visits import VisitTracker
-from fer_edge.daemon.web import WebBackend, WebServer
-from fer_edge.errors import CannotCreateError, ConfigError, FerEdgeError
+from fer_edge.daemon.web import WebBackend, WebServer, serve
 from fer_edge.preprocess import to_gray
-from fer_edge.runtime import EmotionModel, RuntimeOptions, RuntimeUnavailableError
 
 logger = logging.getLogger(__name__)
 
 Sink = Callable[[dict[str, Any]], None]
-
-
-def print_sink(document: dict[str, Any]) -> None:
-    """Write one emotions document as a JSON line (``--demo``)."""
-    sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
 
 
 @dataclass
@@ -77,48 +68,6 @@ class _Camera:
 STOP_RESERVE_S = 3.0  # of stop_timeout_s, kept for the visits, the history and the broker
 HISTORY_FLUSH_S = 10.0  # a crash loses at most this long of the per-minute history
 CAMERAS_FILE = "cameras.json"  # in state_dir: the cameras whose retained topics this box published
-
-
-def check_state_dir(state_dir: Path, create: bool) -> None:
-    """``state_dir`` exists as a writable folder, or can be made one (``create``: make it).
-    One line naming the path otherwise (exit 73), instead of a traceback at the spool."""
-    try:
-        if create:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        existing = state_dir
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is not a folder")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(f"{existing} is not writable")
-    except OSError as e:
-        reason = e.strerror or str(e)
-        raise CannotCreateError(f"state_dir {state_dir}: cannot create or write it ({reason})") from None
-
-
-def load_pipeline(config: DaemonConfig, default_model: str) -> FacePipeline:
-    """The emotion model and the face detector, loaded as the daemon runs them (``run --check``
-    loads them too, so a model or detector file that cannot load fails the check, not the start).
-    A file that does not load is a configuration error naming its key."""
-    try:
-        model = EmotionModel(
-            config.model.path or default_model,
-            RuntimeOptions(config.model.delegate, config.model.num_threads, config.model.fallback_to_cpu),
-        )
-    except RuntimeUnavailableError as e:
-        raise RuntimeUnavailableError(f"model.delegate: {e}") from None  # exit 69, as documented
-    except FerEdgeError as e:
-        raise ConfigError(f"model.path: {e}") from e
-    try:
-        detector = create_detector(config.detector)
-    except FerEdgeError as e:
-        raise ConfigError(f"detector: {e}") from e
-    return FacePipeline(detector, model, config.model.tta)
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 class Daemon:
@@ -175,19 +124,7 @@ class Daemon:
         pipelines = [self.pipeline] + [load_pipeline(config, default_model) for _ in shards[1:]]
         wakes = [threading.Event() for _ in shards]  # a reader has a tick frame for that worker
         worker_of = {name: i for i, names_ in enumerate(shards) for name in names_}
-        self.cameras = [
-            _Camera(
-                name,
-                CameraReader(name, config.cameras[name], self._on_status, on_tick=wakes[worker_of[name]].set),
-                pipelines[worker_of[name]],
-                FaceTracker(smoothing=config.cameras[name].smoothing),
-                ScanPlanner(pipelines[worker_of[name]].detector, config.detector.full_scan_every),
-                VisitTracker(
-                    config.device_id, name, config.cameras[name].interval_s, config.cameras[name].track_end_s
-                ),
-            )
-            for name in names
-        ]
+        self.cameras = [self._camera(n, pipelines[worker_of[n]], wakes[worker_of[n]]) for n in names]
         self._by_name = {cam.name: cam for cam in self.cameras}
         self.workers = [
             AnalysisWorker(
@@ -201,6 +138,18 @@ class Daemon:
             for i, names_ in enumerate(shards)
         ]
         self._ready = False
+
+    def _camera(self, name: str, pipeline: FacePipeline, wake: threading.Event) -> _Camera:
+        """One camera's reader and per-camera state, on the detector and model of its worker."""
+        cam, full_scan_every = self.config.cameras[name], self.config.detector.full_scan_every
+        return _Camera(
+            name,
+            CameraReader(name, cam, self._on_status, on_tick=wake.set),
+            pipeline,
+            FaceTracker(smoothing=cam.smoothing),
+            ScanPlanner(pipeline.detector, full_scan_every),
+            VisitTracker(self.config.device_id, name, cam.interval_s, cam.track_end_s),
+        )
 
     # -- status and signals -------------------------------------------------------------------
     def _on_status(self, camera: str, status: str) -> None:
@@ -347,24 +296,7 @@ class Daemon:
             "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "uptime_s": round(uptime, 1),
             "cameras": {
-                cam.name: {
-                    "status": cam.reader.status or "connecting",
-                    "decode_fps": round(cam.reader.frames_decoded / max(uptime, 1e-6), 2),
-                    "ticks": cam.stats.ticks,
-                    "skipped_ticks": cam.reader.missed_ticks,
-                    "decode": {
-                        "mode": cam.reader.plan.mode,
-                        "doing": cam.reader.plan.doing,
-                        "why": cam.reader.plan.why,
-                        "gop_s": _rounded(cam.reader.plan.gop_s, 3),
-                        "decoded_fraction": round(cam.reader.plan.decoded_fraction, 3),
-                    },
-                    "faces": cam.stats.faces,
-                    "full_scans": cam.planner.stats.full,
-                    "scene_changes": cam.planner.stats.scene_changes,
-                    "reconnects": cam.reader.reconnects,
-                    "latency_ms": cam.stats.summary(),
-                }
+                cam.name: camera_stats(cam.reader, cam.planner.stats, cam.stats, uptime)
                 for cam in self.cameras
             },
             "publish_latency_ms": self.publisher.publish_latency_ms() if self.publisher else {},
@@ -384,8 +316,7 @@ class Daemon:
 
     # -- the web page and API -------------------------------------------------------------------
     def _start_web(self) -> None:
-        """Serve the page and API when ``http`` is set. A port that cannot be had is one error
-        line and no page: the cameras' results matter more than the page."""
+        """Serve the page and API when ``http`` is set (:func:`~fer_edge.daemon.web.serve`)."""
         if self.config.http is None:
             return
         backend = WebBackend(
@@ -397,24 +328,10 @@ class Daemon:
             metrics=self.metrics.exposition if self.metrics.enabled else None,
             history=self.history,
         )
-        try:
-            try:
-                self.web = WebServer(self.config.http, backend)
-            except OSError:
-                if not self.any_http_port:
-                    raise
-                self.web = WebServer(self.config.http.model_copy(update={"port": 0}), backend)
-        except OSError as e:
-            logger.error(
-                "http: cannot listen on %s:%d (%s); the page and API are off",
-                self.config.http.host,
-                self.config.http.port,
-                e.strerror or e,
-            )
+        self.web = serve(self.config.http, backend, any_port=self.any_http_port)
+        if self.web is None:
             return
-        self.web.start()
         self._snapshots_on = self.config.http.snapshots
-        logger.info("page and API on %s", self.web.url)
         if self.any_http_port:  # the demo: say where to look, on the terminal, not in a log
             sys.stderr.write(f"fer-edge demo: open {self.web.url} to watch (Ctrl-C stops)\n")
             sys.stderr.flush()

@@ -334,3 +334,27 @@ class WebServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def serve(config: HttpConfig, backend: WebBackend, any_port: bool = False) -> WebServer | None:
+    """The page and API started on ``config``'s address (``any_port``: a free port if that one is
+    taken, for the demo). A port that cannot be had is one error line and no page: the cameras'
+    results matter more than the page."""
+    try:
+        try:
+            server = WebServer(config, backend)
+        except OSError:
+            if not any_port:
+                raise
+            server = WebServer(config.model_copy(update={"port": 0}), backend)
+    except OSError as e:
+        logger.error(
+            "http: cannot listen on %s:%d (%s); the page and API are off",
+            config.host,
+            config.port,
+            e.strerror or e,
+        )
+        return None
+    server.start()
+    logger.info("page and API on %s", server.url)
+    return server

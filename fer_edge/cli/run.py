@@ -45,9 +45,10 @@ def _parse_host_port(value: str) -> tuple[str, int]:
 
 
 def run(args: argparse.Namespace, default_model: str) -> int:
-    from fer_edge.daemon.app import Daemon, check_state_dir, load_pipeline, print_sink
+    from fer_edge.daemon.app import Daemon
     from fer_edge.daemon.config import CameraConfig, DaemonConfig, HttpConfig, MqttConfig, load_config
     from fer_edge.daemon.service import configure_logging
+    from fer_edge.daemon.startup import check_state_dir, load_pipeline, print_sink
 
     configure_logging()
     if args.demo:
