@@ -8,6 +8,7 @@ is known exactly: where each crop lies in the frame, and its label.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -109,3 +110,132 @@ def still_frames(
             paste(frame, faces[index], box)
             placed.append(Placed(index, box))
         yield frame, placed
+
+
+# --- the labelled scenes of bench --accuracy ----------------------------------------------------
+
+WIDTH, HEIGHT, FPS = 1280, 720, 15
+SCENE_S = 4
+SIDE_RANGE = (40, 200)
+BANDS = (("40-60", 40, 60), ("60-100", 60, 100), ("100-200", 100, SIDE_RANGE[1] + 1))  # [low, high)
+SCENE_KINDS = ("flat", "textured")
+
+
+@dataclass(frozen=True)
+class SceneFace:
+    index: int  # into the face set
+    label: int
+    side: int
+    x: float  # crop's top-left at the scene's start
+    y: float
+    vx: float  # pixels per second
+    vy: float
+
+    def box(self, t: float) -> Box:
+        return (round(self.x + self.vx * t), round(self.y + self.vy * t), self.side, self.side)
+
+
+@dataclass(frozen=True)
+class Scene:
+    kind: str
+    texture: str
+    seed: int
+    faces: tuple[SceneFace, ...]
+
+
+def band(side: int) -> str:
+    for name, low, high in BANDS:
+        if low <= side < high:
+            return name
+    return "other"
+
+
+def make_scenes(labels: np.ndarray, per_kind: int, faces_per_scene: int, seed: int) -> list[Scene]:
+    """``per_kind`` scenes of each kind, interleaved, each with distinct random faces whose
+    whole 4-second paths stay apart and inside the frame."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    used = 0
+    scenes = []
+    for i in range(per_kind * len(SCENE_KINDS)):
+        kind = SCENE_KINDS[i % len(SCENE_KINDS)]
+        texture = "flat" if kind == "flat" else TEXTURES[int(rng.integers(len(TEXTURES)))]
+        placed: list[SceneFace] = []
+        paths: list[Box] = []
+        while len(placed) < faces_per_scene:
+            side = round(math.exp(rng.uniform(math.log(SIDE_RANGE[0]), math.log(SIDE_RANGE[1]))))
+            speed, angle = rng.uniform(4, 16), rng.uniform(0, 2 * math.pi)
+            vx, vy = speed * math.cos(angle), speed * math.sin(angle)
+            reach_x, reach_y = abs(vx) * SCENE_S, abs(vy) * SCENE_S
+            for _ in range(200):
+                x = rng.uniform(reach_x if vx < 0 else 0, WIDTH - side - (reach_x if vx > 0 else 0))
+                y = rng.uniform(reach_y if vy < 0 else 0, HEIGHT - side - (reach_y if vy > 0 else 0))
+                path = (
+                    round(min(x, x + vx * SCENE_S)),
+                    round(min(y, y + vy * SCENE_S)),
+                    round(side + reach_x),
+                    round(side + reach_y),
+                )
+                gap = side // 3
+                if all(_apart(path, other, gap) for other in paths):
+                    index = int(order[used % len(order)])
+                    used += 1
+                    placed.append(SceneFace(index, int(labels[index]), side, x, y, vx, vy))
+                    paths.append(path)
+                    break
+            else:
+                break  # no room left for a face this size: the scene keeps the faces it has
+        scenes.append(Scene(kind, texture, int(rng.integers(1 << 31)), tuple(placed)))
+    return scenes
+
+
+def _apart(a: Box, b: Box, gap: int) -> bool:
+    return (
+        a[0] + a[2] + gap <= b[0]
+        or b[0] + b[2] + gap <= a[0]
+        or a[1] + a[3] + gap <= b[1]
+        or b[1] + b[3] + gap <= a[1]
+    )
+
+
+def render(scenes: list[Scene], faces: np.ndarray) -> Iterator[np.ndarray]:
+    """Every frame of the clip (gray), with camera-like grain."""
+    grain_rng = np.random.default_rng(7)
+    grain = [grain_rng.normal(0, 2.0, (HEIGHT, WIDTH)).astype(np.float32) for _ in range(6)]
+    for scene in scenes:
+        rng = np.random.default_rng(scene.seed)
+        backdrop = (
+            np.full((HEIGHT, WIDTH), 118, np.uint8)
+            if scene.texture == "flat"
+            else background(scene.texture, WIDTH, HEIGHT, rng)
+        )
+        for k in range(SCENE_S * FPS):
+            frame = backdrop.copy()
+            for face in scene.faces:
+                paste(frame, faces[face.index], face.box(k / FPS))
+            yield np.clip(frame + grain[k % len(grain)], 0, 255).astype(np.uint8)
+
+
+@dataclass
+class LabelledFaces:
+    """The benchmark's faces: ``labels`` are what results are scored against (the FER+ majority
+    when the data has FER+ votes, else the FER2013 label); ``fer2013`` the FER2013 labels beside
+    them (votes only)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: str
+    against: str
+    fer2013: np.ndarray | None = None
+
+
+def load_faces(data: str, split: str | None) -> LabelledFaces:
+    from fer_edge.training.data import load_dataset
+    from fer_edge.training.ferplus import UNSCORED, majority_labels
+
+    name, chosen = load_dataset(data).get(split)
+    if chosen.votes is None:
+        return LabelledFaces(chosen.images, chosen.labels, name, "fer2013")
+    majority = majority_labels(chosen.votes)
+    keep = majority != UNSCORED  # FER+'s protocol: unknown / not-a-face (and contempt) left out
+    return LabelledFaces(chosen.images[keep], majority[keep], name, "ferplus-majority", chosen.labels[keep])

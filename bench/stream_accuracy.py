@@ -20,126 +20,38 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fer_edge.bench.daemon_clip import run_daemon
 from fer_edge.bench.h264 import write_h264
-from fer_edge.bench.scenes import TEXTURES, background, paste
+from fer_edge.bench.scenes import (
+    FPS,
+    HEIGHT,
+    SCENE_KINDS,
+    SCENE_S,
+    WIDTH,
+    Scene,
+    SceneFace,
+    band,
+    load_faces,
+    make_scenes,
+    render,
+)
 from fer_edge.labels import LABELS
 from fer_edge.preprocess import Box
 
 logger = logging.getLogger(__name__)
 
-WIDTH, HEIGHT, FPS = 1280, 720, 15
-SCENE_S = 4
-SIDE_RANGE = (40, 200)
-BANDS = (("40-60", 40, 60), ("60-100", 60, 100), ("100-200", 100, SIDE_RANGE[1] + 1))  # [low, high)
-SCENE_KINDS = ("flat", "textured")
+
 EDGE_S = 0.35  # ticks this close to a scene cut are not scored (either scene may be on screen)
-
-
-@dataclass(frozen=True)
-class SceneFace:
-    index: int  # into the face set
-    label: int
-    side: int
-    x: float  # crop's top-left at the scene's start
-    y: float
-    vx: float  # pixels per second
-    vy: float
-
-    def box(self, t: float) -> Box:
-        return (round(self.x + self.vx * t), round(self.y + self.vy * t), self.side, self.side)
-
-
-@dataclass(frozen=True)
-class Scene:
-    kind: str
-    texture: str
-    seed: int
-    faces: tuple[SceneFace, ...]
-
-
-def _band(side: int) -> str:
-    for name, low, high in BANDS:
-        if low <= side < high:
-            return name
-    return "other"
-
-
-def make_scenes(labels: np.ndarray, per_kind: int, faces_per_scene: int, seed: int) -> list[Scene]:
-    """``per_kind`` scenes of each kind, interleaved, each with distinct random faces whose
-    whole 4-second paths stay apart and inside the frame."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))
-    used = 0
-    scenes = []
-    for i in range(per_kind * len(SCENE_KINDS)):
-        kind = SCENE_KINDS[i % len(SCENE_KINDS)]
-        texture = "flat" if kind == "flat" else TEXTURES[int(rng.integers(len(TEXTURES)))]
-        placed: list[SceneFace] = []
-        paths: list[Box] = []
-        while len(placed) < faces_per_scene:
-            side = round(math.exp(rng.uniform(math.log(SIDE_RANGE[0]), math.log(SIDE_RANGE[1]))))
-            speed, angle = rng.uniform(4, 16), rng.uniform(0, 2 * math.pi)
-            vx, vy = speed * math.cos(angle), speed * math.sin(angle)
-            reach_x, reach_y = abs(vx) * SCENE_S, abs(vy) * SCENE_S
-            for _ in range(200):
-                x = rng.uniform(reach_x if vx < 0 else 0, WIDTH - side - (reach_x if vx > 0 else 0))
-                y = rng.uniform(reach_y if vy < 0 else 0, HEIGHT - side - (reach_y if vy > 0 else 0))
-                path = (
-                    round(min(x, x + vx * SCENE_S)),
-                    round(min(y, y + vy * SCENE_S)),
-                    round(side + reach_x),
-                    round(side + reach_y),
-                )
-                gap = side // 3
-                if all(_apart(path, other, gap) for other in paths):
-                    index = int(order[used % len(order)])
-                    used += 1
-                    placed.append(SceneFace(index, int(labels[index]), side, x, y, vx, vy))
-                    paths.append(path)
-                    break
-            else:
-                break  # no room left for a face this size: the scene keeps the faces it has
-        scenes.append(Scene(kind, texture, int(rng.integers(1 << 31)), tuple(placed)))
-    return scenes
-
-
-def _apart(a: Box, b: Box, gap: int) -> bool:
-    return (
-        a[0] + a[2] + gap <= b[0]
-        or b[0] + b[2] + gap <= a[0]
-        or a[1] + a[3] + gap <= b[1]
-        or b[1] + b[3] + gap <= a[1]
-    )
-
-
-def render(scenes: list[Scene], faces: np.ndarray) -> Iterator[np.ndarray]:
-    """Every frame of the clip (gray), with camera-like grain."""
-    grain_rng = np.random.default_rng(7)
-    grain = [grain_rng.normal(0, 2.0, (HEIGHT, WIDTH)).astype(np.float32) for _ in range(6)]
-    for scene in scenes:
-        rng = np.random.default_rng(scene.seed)
-        backdrop = (
-            np.full((HEIGHT, WIDTH), 118, np.uint8)
-            if scene.texture == "flat"
-            else background(scene.texture, WIDTH, HEIGHT, rng)
-        )
-        for k in range(SCENE_S * FPS):
-            frame = backdrop.copy()
-            for face in scene.faces:
-                paste(frame, faces[face.index], face.box(k / FPS))
-            yield np.clip(frame + grain[k % len(grain)], 0, 255).astype(np.uint8)
 
 
 # --- scoring -----------------------------------------------------------------------------------
@@ -268,7 +180,7 @@ def summarise(
         if tally.ticks == 0:
             continue
         kind = scenes[tally.scene].kind
-        for key in ("all", kind, f"band {_band(tally.face.side)}", f"{kind} band {_band(tally.face.side)}"):
+        for key in ("all", kind, f"band {band(tally.face.side)}", f"{kind} band {band(tally.face.side)}"):
             groups[key].append((key_face, tally))
     out: dict[str, Any] = {}
     for key, group in sorted(groups.items()):
@@ -311,70 +223,6 @@ def ticks_from_documents(documents: list[dict[str, Any]]) -> list[Tick]:
     return ticks
 
 
-def run_daemon(
-    clip: Path,
-    seconds: float,
-    detector: dict[str, Any],
-    workdir: Path,
-    model: str | None = None,
-    decode: str = "auto",
-) -> list[dict[str, Any]]:
-    """Serve ``clip`` over RTSP, run ``fer-edge run`` on it against mosquitto for ``seconds`` of
-    stream, and return every emotions document it published."""
-    import subprocess
-
-    import yaml
-
-    from fer_edge.bench.loopback import (
-        Mosquitto,
-        MqttCollector,
-        RtspServer,
-        daemon_command,
-        stop_process,
-        wait_for,
-    )
-
-    with Mosquitto(workdir) as broker, RtspServer(None, workdir, fps=FPS, h264=clip) as rtsp:
-        collector = MqttCollector(broker.port, "fer-edge/#")
-        config = {
-            "device_id": "bench",
-            "state_dir": str(workdir / f"state-{rtsp.port}"),
-            "mqtt": {"host": "127.0.0.1", "port": broker.port, "discovery": False},
-            "detector": detector,
-            "cameras": {"cam": {"url": f"rtsp://127.0.0.1:{rtsp.port}/cam", "decode": decode}},
-        }
-        if model:
-            config["model"] = {"path": model}
-        path = workdir / f"config-{rtsp.port}.yaml"
-        path.write_text(yaml.safe_dump(config))
-        log = (workdir / f"daemon-{rtsp.port}.log").open("wb")
-        proc = subprocess.Popen(
-            daemon_command(path), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            wait_for(
-                lambda: collector.payloads("/cam/emotions") or proc.poll() is not None,
-                120,
-                "the first result",
-            )
-            if proc.poll() is not None:
-                raise RuntimeError(f"the daemon exited with {proc.returncode}; see {log.name}")
-            first = len(collector.payloads("/cam/emotions"))
-            wait_for(
-                lambda: (
-                    len(collector.payloads("/cam/emotions")) >= first + seconds or proc.poll() is not None
-                ),
-                seconds * 3 + 60,
-                "a full pass over the clip",
-                interval=0.5,
-            )
-        finally:
-            stop_process(proc)
-            log.close()
-            collector.close()
-        return collector.documents("/cam/emotions")
-
-
 def run_standin(clip: Path, scenes: list[Scene]) -> list[Tick] | None:
     """The do-it-yourself pipeline on the same clip, once a second mid-second: ``fer`` with a
     full-resolution Haar cascade (scale 1.1, 4 neighbours) and its model. None without ``fer``."""
@@ -412,31 +260,6 @@ def aligned_correct(model_path: str, faces: np.ndarray, scenes: list[Scene]) -> 
         key: int(np.argmax(p)) == scenes[key[0]].faces[key[1]].label
         for key, p in zip(keys, probs, strict=True)
     }
-
-
-@dataclass
-class LabelledFaces:
-    """The benchmark's faces: ``labels`` are what results are scored against (the FER+ majority
-    when the data has FER+ votes, else the FER2013 label); ``fer2013`` the FER2013 labels beside
-    them (votes only)."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    split: str
-    against: str
-    fer2013: np.ndarray | None = None
-
-
-def load_faces(data: str, split: str | None) -> LabelledFaces:
-    from fer_edge.training.data import load_dataset
-    from fer_edge.training.ferplus import UNSCORED, majority_labels
-
-    name, chosen = load_dataset(data).get(split)
-    if chosen.votes is None:
-        return LabelledFaces(chosen.images, chosen.labels, name, "fer2013")
-    majority = majority_labels(chosen.votes)
-    keep = majority != UNSCORED  # FER+'s protocol: unknown / not-a-face (and contempt) left out
-    return LabelledFaces(chosen.images[keep], majority[keep], name, "ferplus-majority", chosen.labels[keep])
 
 
 def benchmark(
@@ -481,7 +304,7 @@ def benchmark(
             )
             for kind in detectors:
                 started = time.monotonic()
-                documents = run_daemon(clip, seconds, {"kind": kind}, work, model_path, decode)
+                documents = run_daemon(clip, seconds, {"kind": kind}, work, model_path, decode, FPS)
                 log = work / f"emotions-{kind}{suffix.replace(' ', '-')}.jsonl"
                 log.write_text("".join(json.dumps(d) + "\n" for d in documents))
                 rows = score(ticks_from_documents(documents), scenes, aligned, fer2013=faces.fer2013)

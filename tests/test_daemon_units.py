@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fer_edge.cli import main
-from fer_edge.daemon.config import load_config
+from fer_edge.daemon.config_file import load_config
 from fer_edge.daemon.payloads import Topics, discovery_payload, iso_ms, state_payload
 from fer_edge.daemon.pipeline import Analysis, FaceResult
 from fer_edge.daemon.redact import mask_url
@@ -376,7 +376,7 @@ def test_the_example_dashboard_names_entities_that_discovery_creates() -> None:
 
 
 def test_the_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fer_edge.daemon.config import load_config
+    from fer_edge.daemon.config_file import load_config
 
     monkeypatch.setenv("CAM_PASSWORD", "example")
     config = load_config(Path(__file__).parents[1] / "deploy" / "config.example.yaml")
@@ -385,7 +385,7 @@ def test_the_example_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_keyframes_only_still_loads_as_decode(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from fer_edge.daemon.config import load_config
+    from fer_edge.daemon.config_file import load_config
     from fer_edge.errors import ConfigError
 
     path = tmp_path / "c.yaml"

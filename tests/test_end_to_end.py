@@ -4,6 +4,7 @@ benchmark itself on a real RTSP stream with the real daemon and mosquitto."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -125,6 +126,9 @@ def test_scenes_keep_faces_apart_and_inside_the_frame() -> None:
             for x, y, side, _ in boxes:
                 assert x >= 0 and x + side <= sa.WIDTH and y >= 0 and y + side <= sa.HEIGHT
                 assert sa.SIDE_RANGE[0] <= side <= sa.SIDE_RANGE[1]
+            for (ax, ay, aw, ah), (bx, by, bw, bh) in itertools.combinations(boxes, 2):
+                apart = ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay
+                assert apart, (scene, t)  # no two faces of a scene overlap, start or end
     assert place_apart([100, 100], 150, 150, np.random.default_rng(0)) is None
 
 

@@ -331,8 +331,6 @@ def test_reconnect_waits_grow_and_are_capped(caplog: pytest.LogCaptureFixture) -
 def test_a_slow_analysis_gets_the_newest_frame_never_a_backlog(tmp_path: Path) -> None:
     """Analysis that takes longer than the interval: each take() gets the newest tick frame, the
     ones it replaced are counted as missed, and nothing queues up."""
-    import time
-
     from fer_edge.daemon.config import CameraConfig
     from fer_edge.daemon.ingest import CameraReader
 
@@ -343,7 +341,10 @@ def test_a_slow_analysis_gets_the_newest_frame_never_a_backlog(tmp_path: Path) -
         wait_for(lambda: reader.take() is not None, 30, "a first frame")
         numbers = []
         for _ in range(4):
-            time.sleep(1.0)  # a slow analysis: five tick frames arrive meanwhile
+            # a slow analysis: the reader decodes ten more frames (a second, five tick frames)
+            # before the next take
+            target = reader.frames_decoded + 10
+            wait_for(lambda t=target: reader.frames_decoded >= t, 30, "ten more frames")
             frame = reader.take()
             assert frame is not None
             numbers.append(frame.number)

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fer_edge.daemon.config import load_config
+from fer_edge.daemon.config_file import load_config
 from fer_edge.errors import FerEdgeError
 from fer_edge.metadata import load_metadata
 

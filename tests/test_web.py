@@ -75,7 +75,7 @@ def test_uploads_are_checked_for_type() -> None:
 
 
 def test_listening_off_loopback_needs_a_token(tmp_path: Path) -> None:
-    from fer_edge.daemon.config import load_config
+    from fer_edge.daemon.config_file import load_config
     from fer_edge.errors import ConfigError
 
     config = tmp_path / "c.yaml"

@@ -26,6 +26,8 @@ from fer_edge.preprocess import crop_face
 from fer_edge.training.ferplus import VOTE_COLUMNS
 
 logger = logging.getLogger(__name__)
+# where decoded datasets are cached (``--cache-dir``); importing this module needs no Keras
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-edge"
 
 CACHE_VERSION = 2
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".pgm", ".tif", ".tiff", ".webp"}

@@ -16,123 +16,25 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fer_edge.atomic import atomic_path, write_json
-from fer_edge.errors import DataError, MissingInputError, UsageError
+from fer_edge.errors import DataError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, portable_path, save_metadata
 from fer_edge.training.archs import Recipe, count_macs, get_arch
 from fer_edge.training.data import Dataset, Split, load_dataset, select_classes, select_classes_with_targets
-from fer_edge.training.ferplus import LABEL_MODES, relabel
-from fer_edge.training.teachers import Teaching
+from fer_edge.training.ferplus import relabel
+from fer_edge.training.train_config import DEFAULT_CACHE, TrainConfig
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fer-edge"
-WIDTH_ARCH = "edge"  # the architecture whose width --width sets
-
-
-@dataclass
-class TrainConfig:
-    """One training run; ``None`` fields take the architecture's recipe."""
-
-    arch: str
-    data: str
-    out: str
-    epochs: int | None = None
-    time_budget: float | None = None
-    batch_size: int | None = None
-    optimizer: str | None = None
-    learning_rate: float | None = None
-    schedule: str | None = None
-    warmup: int | None = None
-    patience: int | None = None
-    label_smoothing: float | None = None
-    augment: str | None = None
-    class_weights: bool | None = None
-    weight_decay: float | None = None
-    eye_band_rate: float | None = None
-    seed: int = 1234
-    resume: bool = False
-    cache_dir: str | None = str(DEFAULT_CACHE)
-    drop_classes: list[str] = field(default_factory=list)
-    limit: int | None = None
-    backbone_weights: str | None = None
-    width: int | None = None
-    init_from: str | None = None
-    teachers: list[str] = field(default_factory=list)
-    distill_weight: float = 0.5
-    distill_temperature: float = 2.0
-    labels: str = "fer2013"
-    fer2013_votes: float = 0.0
-    class_weight_power: float = 1.0
-    size: int = 48
-
-    def teaching(self) -> Teaching | None:
-        """The teachers' part in the targets, when this run learns from any."""
-        if not self.teachers:
-            return None
-        return Teaching(tuple(self.teachers), self.distill_weight, self.distill_temperature)
-
-    def recipe(self) -> Recipe:
-        """The architecture's recipe with this run's overrides applied."""
-        base = asdict(get_arch(self.arch).recipe)
-        for key in base:
-            value = getattr(self, key, None)
-            if value is not None:
-                base[key] = value
-        return Recipe(**base)
-
-    def build_options(self) -> dict[str, Any]:
-        """Architecture options: ``--width`` for ``edge``, backbone weights for ``seed-001-vgg16``."""
-        options: dict[str, Any] = {}
-        if self.width is not None:
-            options["width"] = self.width
-        if self.backbone_weights:
-            options["backbone_weights"] = self.backbone_weights
-        return options
-
-    def check(self, recipe: Recipe) -> None:
-        """Refuse settings that cannot mean anything, before any data is read or anything written."""
-        if self.epochs is not None and self.time_budget is not None:
-            raise UsageError("give --epochs or --time-budget, not both")
-        if self.epochs is not None and self.epochs < 1:
-            raise UsageError(f"--epochs {self.epochs}: expected 1 or more")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise UsageError(f"--time-budget {self.time_budget}: expected seconds above 0")
-        if not 0.0 <= recipe.eye_band_rate <= 1.0:
-            raise UsageError(f"--eye-band-rate {recipe.eye_band_rate}: expected a share between 0 and 1")
-        if not 0.0 <= recipe.label_smoothing < 1.0:
-            raise UsageError(f"--label-smoothing {recipe.label_smoothing}: expected a share in [0, 1)")
-        if self.width is not None:
-            if self.arch != WIDTH_ARCH:
-                raise UsageError(f"--width sets the width of {WIDTH_ARCH}, not of {self.arch}")
-            if self.width < 8 or self.width % 2:
-                raise UsageError(f"--width {self.width}: expected an even number of 8 or more")
-        if self.labels not in LABEL_MODES:
-            raise UsageError(f"--labels {self.labels}: expected one of {', '.join(LABEL_MODES)}")
-        if self.fer2013_votes < 0 or (self.fer2013_votes and self.labels != "votes"):
-            raise UsageError(
-                f"--fer2013-votes {self.fer2013_votes}: a count of 0 or more, with --labels votes"
-            )
-        if not 0.0 < self.class_weight_power <= 1.0:
-            raise UsageError(f"--class-weight-power {self.class_weight_power}: expected a power in (0, 1]")
-        if self.backbone_weights and self.arch != "seed-001-vgg16":
-            raise UsageError("--backbone-weights is for seed-001-vgg16 only")
-        teaching = self.teaching()
-        if teaching is not None:
-            teaching.check()
-        if self.resume and not (Path(self.out) / "checkpoints" / "state.json").exists():
-            raise MissingInputError(f"{self.out}/checkpoints: no checkpoint to resume from")
-        if self.init_from and not self.resume and not Path(self.init_from).is_file():
-            raise MissingInputError(f"{self.init_from}: no such model to start from")
+__all__ = ["DEFAULT_CACHE", "TrainConfig", "train"]
 
 
 def _class_list(drop: list[str]) -> list[str]:
@@ -329,8 +231,28 @@ def _fit(graph: Any, feed: Any, loop: Any, first_epoch: int, epochs: int | None,
     )
 
 
+@dataclass
+class BestKeeper:
+    """What the epoch loop calls on a new best selection score: the student saved (atomically)
+    with its metadata, which records the score and the epoch."""
+
+    path: Path
+    student: Any
+    meta: ModelMetadata
+
+    def __call__(self, score: float, epoch: int) -> None:
+        with atomic_path(self.path) as tmp:
+            self.student.save(tmp)
+        self.meta.metrics = {"selection_accuracy": round(score, 4), "epoch": epoch}
+        self.meta.training["epochs_run"] = epoch  # so far: a new best is always the latest epoch
+        save_metadata(self.path, self.meta)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run one training; returns the selection-split report of the best epoch."""
+    """Run one training; returns the selection-split report of the best epoch. The Keras-side
+    modules are imported here, after the faces load, so that a refused run (a bad option, a
+    missing file) answers before Keras and its backend start, and this module imports on an
+    install without Keras."""
     recipe = cfg.recipe()
     cfg.check(recipe)
     teaching = cfg.teaching()
@@ -356,12 +278,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     epochs = None if cfg.time_budget is not None else (cfg.epochs or recipe.epochs)
     student = _student(cfg, classes, state)
     # Augmentation and .keras teachers run in the graph; a .tflite teacher moves both to the feed.
-    in_graph = teaching is None or teaching.in_graph
     augment = None if recipe.augment == "none" else Augment(recipe.augment, recipe.eye_band_rate, cfg.seed)
+    if teaching is None or teaching.in_graph:
+        graph_augment, graph_teachers, feed_augment, feed_teachers = augment, teachers, None, None
+    else:
+        graph_augment, graph_teachers, feed_augment, feed_teachers = None, None, augment, teachers
     graph, loss = training_graph(
         student,
-        augment if in_graph else None,
-        teachers.graph_models() if teachers and in_graph else [],
+        graph_augment,
+        graph_teachers.graph_models() if graph_teachers else [],
         cfg.distill_weight,
         cfg.distill_temperature,
     )
@@ -373,13 +298,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         )
     out.mkdir(parents=True, exist_ok=True)  # only now: a refused run writes nothing
     meta = _run_metadata(cfg, recipe, faces, epochs, student, teachers)
-
-    def keep_best(score: float, epoch: int) -> None:
-        with atomic_path(out / "model.keras") as tmp:
-            student.save(tmp)
-        meta.metrics = {"selection_accuracy": round(score, 4), "epoch": epoch}
-        meta.training["epochs_run"] = epoch  # so far: a new best is always the latest epoch
-        save_metadata(out / "model.keras", meta)
+    keep_best = BestKeeper(out / "model.keras", student, meta)
 
     feed = Feed(
         faces.x_train,
@@ -391,8 +310,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         class_weights=recipe.class_weights,
         class_weight_power=cfg.class_weight_power,
         soft_targets=faces.t_train,
-        augment=None if in_graph else augment,
-        teachers=None if in_graph else teachers,
+        augment=feed_augment,
+        teachers=feed_teachers,
     )
     rate = LearningRate(recipe.schedule, recipe.learning_rate, recipe.warmup, epochs, cfg.time_budget)
     rate.restore(state.schedule)

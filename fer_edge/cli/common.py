@@ -43,7 +43,7 @@ def cache_dir(args: argparse.Namespace) -> str | None:
     """Where decoded datasets are cached: ``--cache-dir``, the default, or nowhere for 'none'."""
     if args.cache_dir == "none":
         return None
-    from fer_edge.training.train import DEFAULT_CACHE
+    from fer_edge.training.data import DEFAULT_CACHE
 
     return args.cache_dir or str(DEFAULT_CACHE)
 

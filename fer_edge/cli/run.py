@@ -46,7 +46,8 @@ def _parse_host_port(value: str) -> tuple[str, int]:
 
 def run(args: argparse.Namespace, default_model: str) -> int:
     from fer_edge.daemon.app import Daemon
-    from fer_edge.daemon.config import CameraConfig, DaemonConfig, HttpConfig, MqttConfig, load_config
+    from fer_edge.daemon.config import CameraConfig, DaemonConfig, HttpConfig, MqttConfig
+    from fer_edge.daemon.config_file import load_config
     from fer_edge.daemon.service import configure_logging
     from fer_edge.daemon.startup import check_state_dir, load_pipeline, print_sink
 
