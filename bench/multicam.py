@@ -187,8 +187,8 @@ def run_cameras(
             command = [command[0], "-S", *command[1:]]
             paths = [str(daemon_path), *site.getsitepackages()]
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-        proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        proc = subprocess.Popen(  # not from this checkout's folder: python -m would find it first
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=workdir
         )
     try:
         wait_for(
