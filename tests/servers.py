@@ -1,5 +1,8 @@
 """The loopback servers the integration tests start (they live in the package, where the stream
-benchmarks use them too)."""
+benchmarks use them too), and the daemon started the way the tests start it."""
+
+import subprocess
+from pathlib import Path
 
 from fer_edge.bench.loopback import (
     Mosquitto,
@@ -14,6 +17,13 @@ from fer_edge.bench.loopback import (
     wait_for,
 )
 
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``fer-edge run --config`` in its own process group, its output in ``log``."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(daemon_command(config), stdout=out, stderr=out, start_new_session=True)
+
+
 __all__ = [
     "Mosquitto",
     "MqttCollector",
@@ -23,6 +33,7 @@ __all__ = [
     "have_mosquitto",
     "have_rtsp_server",
     "port_open",
+    "start_daemon",
     "stop_process",
     "wait_for",
 ]

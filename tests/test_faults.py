@@ -27,6 +27,7 @@ from tests.servers import (
     daemon_command,
     have_mosquitto,
     have_rtsp_server,
+    start_daemon,
     stop_process,
     wait_for,
 )
@@ -131,11 +132,6 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
         yield server
 
 
-def _run_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(daemon_command(config), stdout=out, stderr=out, start_new_session=True)
-
-
 def _good_camera_keeps_time(collector: MqttCollector, count: int = 6) -> None:
     wait_for(lambda: len(collector.documents("/good/emotions")) >= count, 60, f"{count} results from good")
     seqs = [int(d["seq"]) for d in collector.documents("/good/emotions")]
@@ -150,7 +146,7 @@ def test_a_server_that_never_answers_or_answers_garbage(
     bad = BadServer(garbage)
     collector = MqttCollector(broker.port, "fer-edge/#")
     log = tmp_path / "daemon.log"
-    proc = _run_daemon(
+    proc = start_daemon(
         _config(tmp_path, broker.port, int8_model, str(clip), f"rtsp://127.0.0.1:{bad.port}/cam"), log
     )
     try:
@@ -178,7 +174,7 @@ def test_a_camera_that_stalls_mid_stream_is_reported_and_comes_back(
     camera.start()
     collector = MqttCollector(broker.port, "fer-edge/#")
     log = tmp_path / "daemon.log"
-    proc = _run_daemon(_config(tmp_path, broker.port, int8_model, str(clip), camera.url), log)
+    proc = start_daemon(_config(tmp_path, broker.port, int8_model, str(clip), camera.url), log)
     try:
         wait_for(lambda: len(collector.documents("/bad/emotions")) >= 2, 60, "results from the camera")
         assert camera.proc is not None
@@ -263,7 +259,7 @@ def test_a_killed_daemon_is_marked_offline_by_its_last_will_and_retained_topics_
     mqtt = {"stats_interval_s": 1}
     config = _one_camera_config(tmp_path, "will", broker.port, int8_model, camera, mqtt, http=None)
     live = MqttCollector(broker.port, "fer-edge/#")
-    proc = _run_daemon(config, tmp_path / "daemon.log")
+    proc = start_daemon(config, tmp_path / "daemon.log")
     try:
         wait_for(lambda: len(live.documents("/door/emotions")) >= 2, 60, "results")
         wait_for(lambda: live.documents("will/stats"), 20, "stats")
@@ -377,7 +373,7 @@ def test_sigterm_delivers_what_the_broker_has_not_acknowledged(
             return int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
 
     collector = MqttCollector(broker.port, "fer-edge/flush/door/emotions")
-    proc = _run_daemon(config, tmp_path / "daemon.log")
+    proc = start_daemon(config, tmp_path / "daemon.log")
     try:
         wait_for(lambda: len(collector.documents("/emotions")) >= 2, 60, "results")
         assert broker.proc is not None

@@ -8,7 +8,6 @@ import json
 import logging
 import signal
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from tests.servers import (
     Mosquitto,
     MqttCollector,
     RtspServer,
-    daemon_command,
     have_mosquitto,
     have_rtsp_server,
+    start_daemon,
     stop_process,
     wait_for,
 )
@@ -77,8 +76,7 @@ def test_an_overloaded_box_shares_evenly_says_so_and_stops_in_time(tmp_path: Pat
         )
         collector = MqttCollector(broker.port, "fer-edge/#")
         log = tmp_path / "daemon.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(daemon_command(config), stdout=out, stderr=out, start_new_session=True)
+        proc = start_daemon(config, log)
         try:
             overloaded = wait_for(
                 lambda: [d for d in collector.documents("busy/stats") if d["analysis"]["overloaded"]],

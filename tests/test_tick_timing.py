@@ -11,7 +11,6 @@ only, which must say in stats that it gives one result per GOP; and x264's defau
 from __future__ import annotations
 
 import itertools
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from tests.servers import (
     Mosquitto,
     MqttCollector,
     RtspServer,
-    daemon_command,
     have_mosquitto,
     have_rtsp_server,
+    start_daemon,
     stop_process,
     wait_for,
 )
@@ -88,8 +87,7 @@ def test_results_keep_time_on_short_and_long_gops(
         )
         collector = MqttCollector(broker.port, "fer-edge/#")
         log = tmp_path / "daemon.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(daemon_command(config), stdout=out, stderr=out, start_new_session=True)
+        proc = start_daemon(config, log)
         try:
             for name in ("short_gop", "long_gop", "bframes_short_gop", "bframes_long_gop"):
                 wait_for(
