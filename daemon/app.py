@@ -50,8 +50,7 @@ from fer_edge.daemon.web import WebBackend, WebServer, serve
 from fer_edge.preprocess import to_gray
 
 logger = logging.getLogger(__name__)
-
-Sink = Callable[[dict[str, Any]], None]
+Sink = Callable[[dict[str, Any]], None]  # where --print and --demo's JSON lines go
 
 
 @dataclass
