@@ -365,7 +365,7 @@ class Daemon:
 
     def _publish_stats(self) -> None:
         self.overload.update(
-            {cam.name: (cam.stats.ticks, cam.reader.behind) for cam in self.cameras},
+            {cam.name: (cam.stats.ticks, cam.reader.overtaken) for cam in self.cameras},
             {cam.name: 1.0 / self.config.cameras[cam.name].interval_s for cam in self.cameras},
         )
         document = self.stats_document()

@@ -114,17 +114,15 @@ class DecodePlan:
         """A new connection: timestamps start over, and so does the chain of references."""
         self._last_key, self._last_packet, self._chain = None, None, False
 
-    def decide(self, is_key: bool, t: float | None, wanted: bool = True) -> bool:
-        """Whether to decode the packet with key flag ``is_key`` and stream time ``t`` (s).
-        ``wanted=False`` on a key frame: analysis has not taken the last tick frame yet, so this
-        GOP is not decoded at all (the key frame still times the GOP)."""
+    def decide(self, is_key: bool, t: float | None) -> bool:
+        """Whether to decode the packet with key flag ``is_key`` and stream time ``t`` (s)."""
         self.packets += 1
         self._untimed = 0 if t is not None else self._untimed + 1
         if t is not None:
             if self._last_packet is not None and 0 < t - self._last_packet <= LONGEST_GOP_S:
                 self._periods.append(t - self._last_packet)
             self._last_packet = t
-        decode = self._decide(is_key, t) and (wanted or not is_key)
+        decode = self._decide(is_key, t)
         self._chain = decode if is_key else self._chain and decode
         self.decoded += decode
         return decode

@@ -68,7 +68,6 @@ class CameraReader(threading.Thread):
         self.sampler = TickSampler(config.interval_s)
         self.reconnects = 0
         self.overtaken = 0  # tick frames replaced by a newer one before analysis took them
-        self.skipped_busy = 0  # GOPs not decoded because analysis had not taken the last tick frame
         self.last_frame_monotonic = 0.0  # the last packet received: a stream that sends is alive
 
     # -- public -----------------------------------------------------------------------------
@@ -85,12 +84,6 @@ class CameraReader(threading.Thread):
         """Seconds of stream time that gave no result: no decoded frame stood for them, or
         analysis fell behind and a newer tick frame replaced one not yet analysed."""
         return self.sampler.missed + self.overtaken
-
-    @property
-    def behind(self) -> int:
-        """Tick frames analysis could not keep up with: replaced before it took them, or GOPs
-        not decoded because it had not taken the last one."""
-        return self.overtaken + self.skipped_busy
 
     def take(self) -> Frame | None:
         """The tick frame decoded since the last call, converted to gray, or None."""
@@ -158,7 +151,7 @@ class CameraReader(threading.Thread):
             configure_decoder(stream, self.config.decode)
             self.plan.restart()  # stream timestamps start over; the tick schedule (wall clock) need not
             pace = _Pacer() if self._is_file() else None
-            for frame, decode_ms in planned_frames(container, stream, self.plan, self._alive, self._busy):
+            for frame, decode_ms in planned_frames(container, stream, self.plan, self._alive):
                 if self._stop_event.is_set():
                     break
                 if pace is not None:
@@ -177,13 +170,6 @@ class CameraReader(threading.Thread):
                 elif self._status == "stalled":
                     self._set_status("streaming")
         return got
-
-    def _busy(self) -> bool:
-        """Analysis has not taken the last tick frame (it is behind): skip decoding this GOP."""
-        with self._lock:
-            waiting = self._tick is not None
-        self.skipped_busy += waiting
-        return waiting
 
     def _alive(self) -> None:
         self.last_frame_monotonic = time.monotonic()  # a stream that sends packets is not stalled
@@ -213,7 +199,6 @@ def planned_frames(
     stream: av.video.stream.VideoStream,
     plan: DecodePlan,
     on_packet: Callable[[], None] | None = None,
-    busy: Callable[[], bool] | None = None,
 ) -> Iterator[tuple[av.VideoFrame, float]]:
     """The frames of the packets ``plan`` decodes, each with its packet's decoding time in ms
     (network waits excluded); ``on_packet`` hears of every packet received, decoded or not.
@@ -222,17 +207,12 @@ def planned_frames(
     gives a key frame out only once it has been fed the frames after it. When a run of decoded
     packets ends (after a key frame alone, or a partial run), whatever the decoder still holds is
     drained and the decoder reset, so each run's frames come out at once, whatever the stream's
-    frame order, and nothing is decoded that the plan did not choose.
-
-    ``busy``: asked at each key frame; True (analysis has not taken the last tick frame: the box
-    is behind) skips that whole GOP, so an overloaded box spends its CPU on analysis rather than
-    on decoding frames no one will look at."""
+    frame order, and nothing is decoded that the plan did not choose."""
     held = 0  # packets fed to the decoder that gave no frame yet
     for packet in container.demux(stream):
         if on_packet is not None:
             on_packet()
-        wanted = not (busy is not None and packet.is_keyframe and busy())
-        if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet), wanted):
+        if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet)):
             if held:
                 start = time.perf_counter()
                 frames = drain_decoder(stream)

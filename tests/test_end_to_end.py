@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from fer_edge.bench import scenes as sc
 from fer_edge.bench import stream_accuracy as sa
 from fer_edge.bench.loopback import have_mosquitto, have_rtsp_server
 from fer_edge.bench.scenes import paste, place_apart
@@ -99,16 +100,16 @@ def test_a_new_face_after_a_scene_cut_does_not_inherit_scores(
     assert after.faces[0].scores == alone.faces[0].scores
 
 
-def _scenes() -> list[sa.Scene]:
+def _scenes() -> list[sc.Scene]:
     labels = np.arange(40) % len(LABELS)
-    return sa.make_scenes(labels, per_kind=2, faces_per_scene=3, seed=5)
+    return sc.make_scenes(labels, per_kind=2, faces_per_scene=3, seed=5)
 
 
-def _perfect_ticks(scenes: list[sa.Scene], offset: float, wrong: bool = False) -> list[sa.Tick]:
+def _perfect_ticks(scenes: list[sc.Scene], offset: float, wrong: bool = False) -> list[sa.Tick]:
     ticks = []
-    for t in np.arange(0.1, len(scenes) * sa.SCENE_S, 1.0):
-        scene = scenes[int(t // sa.SCENE_S)]
-        within = t % sa.SCENE_S
+    for t in np.arange(0.1, len(scenes) * sc.SCENE_S, 1.0):
+        scene = scenes[int(t // sc.SCENE_S)]
+        within = t % sc.SCENE_S
         faces = []
         for f in scene.faces:
             x, y, side, _ = f.box(within)
@@ -121,11 +122,11 @@ def _perfect_ticks(scenes: list[sa.Scene], offset: float, wrong: bool = False) -
 def test_scenes_keep_faces_apart_and_inside_the_frame() -> None:
     for scene in _scenes():
         assert scene.faces
-        for t in (0.0, sa.SCENE_S):
+        for t in (0.0, sc.SCENE_S):
             boxes = [f.box(t) for f in scene.faces]
             for x, y, side, _ in boxes:
-                assert x >= 0 and x + side <= sa.WIDTH and y >= 0 and y + side <= sa.HEIGHT
-                assert sa.SIDE_RANGE[0] <= side <= sa.SIDE_RANGE[1]
+                assert x >= 0 and x + side <= sc.WIDTH and y >= 0 and y + side <= sc.HEIGHT
+                assert sc.SIDE_RANGE[0] <= side <= sc.SIDE_RANGE[1]
             for (ax, ay, aw, ah), (bx, by, bw, bh) in itertools.combinations(boxes, 2):
                 apart = ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay
                 assert apart, (scene, t)  # no two faces of a scene overlap, start or end
@@ -155,10 +156,10 @@ def test_with_votes_faces_are_scored_against_the_majority_and_the_fer2013_label_
     from tests.fixtures import write_ferplus_csv
 
     data = write_ferplus_csv(tmp_path / "votes.csv.gz", {"PublicTest": 62})
-    faces = sa.load_faces(str(data), "PublicTest")
+    faces = sc.load_faces(str(data), "PublicTest")
     assert faces.against == "ferplus-majority" and faces.fer2013 is not None
     assert len(faces.labels) == 62 - 3 - 2  # every 20th face mostly unknown, every 31st not a face
-    scenes = sa.make_scenes(faces.labels, per_kind=2, faces_per_scene=3, seed=5)
+    scenes = sc.make_scenes(faces.labels, per_kind=2, faces_per_scene=3, seed=5)
     aligned = {(s, j): True for s, scene in enumerate(scenes) for j in range(len(scene.faces))}
     rows = sa.score(_perfect_ticks(scenes, 50.0), scenes, aligned, fer2013=faces.fer2013)
     assert rows["all"]["end_to_end"] == 1.0  # the ticks call every face by its majority
