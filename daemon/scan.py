@@ -180,7 +180,8 @@ class ScanPlanner:
         grow_px = 2 * self.detector.config.min_face_px
         known = [grow(d.box, REGION_MARGIN, width, height) for d in self._last]
         changed = changed_pixels(previous, thumb)
-        moving = motion_boxes(changed, known + self._people(self._last, width, height), grow_px)
+        were = self._people(self._last, width, height)  # where the known faces' people were
+        moving = motion_boxes(changed, known + were, grow_px)
         if _area(moving) > MOTION_FULL_FRACTION * width * height:
             self.scene_changed = True
             self.stats.scene_changes += 1
@@ -221,7 +222,7 @@ class ScanPlanner:
             # (unless a face was lost inside another person's region, as in a crowd: then all that
             # moved is searched in full)
             now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
-            people = self._people(found, width, height) + self._people(self._last, width, height)
+            people = self._people(found, width, height) + were
             moving = motion_boxes(changed, known + now + ([] if hidden else people), grow_px)
         if refreshing:
             moving = moving + stale
