@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-SYSTEM_PYTHON = "/usr/bin/python3"
+# The RTSP server runs under a Python that has GStreamer's bindings (python3-gi), which a venv
+# usually lacks: FER_EDGE_GI_PYTHON names one, else the first of these that imports gi.
+GI_PYTHON_CANDIDATES = ("python3", "/usr/bin/python3")
 RTSP_SERVE = Path(__file__).resolve().parent / "rtsp_serve.py"
 
 
@@ -65,15 +67,33 @@ def have_mosquitto() -> bool:
     return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 
 
+_GI_PROBE = (
+    "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
+    "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
+    "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')"
+)
+_gi_python: list[str | None] = []  # found once per process
+
+
+def gi_python() -> str | None:
+    """A Python that can run the RTSP server (GStreamer, its RTSP server and x264 through gi), or
+    None. ``FER_EDGE_GI_PYTHON`` wins when set; otherwise this Python, then ``python3`` on PATH,
+    then Debian's."""
+    if not _gi_python:
+        named = os.environ.get("FER_EDGE_GI_PYTHON")
+        candidates = [named] if named else [sys.executable, *GI_PYTHON_CANDIDATES]
+        found = None
+        for candidate in candidates:
+            path = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
+            if path and subprocess.run([path, "-c", _GI_PROBE], capture_output=True).returncode == 0:
+                found = path
+                break
+        _gi_python.append(found)
+    return _gi_python[0]
+
+
 def have_rtsp_server() -> bool:
-    if not Path(SYSTEM_PYTHON).exists():
-        return False
-    probe = (
-        "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
-        "from gi.repository import Gst, GstRtspServer; Gst.init(None);"
-        "assert Gst.ElementFactory.find('x264enc') and Gst.ElementFactory.find('rtph264pay')"
-    )
-    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
+    return gi_python() is not None
 
 
 class _Process:
@@ -197,11 +217,20 @@ class RtspServer(_Process):
 
     @property
     def url(self) -> str:
-        return f"rtsp://viewer:s3cret@127.0.0.1:{self.port}/cam"
+        return self.url_as()
+
+    def url_as(self, user: str | None = None, password: str | None = None) -> str:
+        """The stream's URL, with ``user:password@`` when given (the server accepts any: a test
+        uses them to see that the daemon masks credentials in its logs)."""
+        credentials = f"{user}:{password}@" if user else ""
+        return f"rtsp://{credentials}127.0.0.1:{self.port}/cam"
 
     def _command(self) -> list[str]:
+        python = gi_python()
+        if python is None:
+            raise RuntimeError("no Python with GStreamer's RTSP server (python3-gi); set FER_EDGE_GI_PYTHON")
         return [
-            SYSTEM_PYTHON,
+            python,
             str(RTSP_SERVE),
             str(self.port),
             str(self.source),

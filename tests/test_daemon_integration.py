@@ -137,7 +137,7 @@ cameras:
     backoff_initial_s: 0.5
     backoff_max_s: 2
   hall:
-    url: {cam_b.url}
+    url: {cam_b.url_as("viewer", "hall-pw")}
     interval_s: 1.0
     keyframes_only: true
 """)
@@ -308,7 +308,7 @@ def test_end_to_end_results_notify_and_sigterm(stack: dict[str, object]) -> None
     assert notify.seen("STOPPING=1")
     assert "connection lost" not in daemon.log.read_text()  # a normal stop is not an outage
     log = Path(str(stack["log"])).read_text()
-    assert "s3cret" not in log and "viewer:***@" in log  # passwords masked in logs
+    assert "s3cret" not in log and "hall-pw" not in log and "viewer:***@" in log  # passwords masked in logs
 
 
 def test_rtsp_outage_reconnects_and_other_camera_continues(stack: dict[str, object]) -> None:
