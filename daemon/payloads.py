@@ -53,10 +53,6 @@ class Topics:
         """Visits: a ``start`` and an ``end`` document per tracked face (QoS 1, spooled)."""
         return f"{self.base}/{self.device}/{camera}/tracks"
 
-    def discovery(self, camera: str) -> str:
-        """The camera's emotion sensor (the first of :meth:`discovery_topics`)."""
-        return self.discovery_topics(camera)[0]
-
     def discovery_topics(self, camera: str) -> list[str]:
         """Every Home Assistant discovery topic of one camera's entities."""
         return [self._discovery(component, f"{camera}_{entity}") for component, entity in CAMERA_ENTITIES]

@@ -6,7 +6,6 @@ or field at fault; only ``fer_edge.cli`` turns them into a message and an exit c
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_DATA = 65  # EX_DATAERR: the input exists but is malformed
 EXIT_NO_INPUT = 66  # EX_NOINPUT: an input file or folder is missing

@@ -328,7 +328,7 @@ def test_sd_notify_and_watchdog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_payloads_follow_the_contract() -> None:
     topics = Topics("fer-edge", "box-1")
     assert topics.emotions("door") == "fer-edge/box-1/door/emotions"
-    assert topics.discovery("door") == "homeassistant/sensor/box-1_door_emotion/config"
+    assert topics.discovery_topics("door")[0] == "homeassistant/sensor/box-1_door_emotion/config"
     assert iso_ms(0.1234) == "1970-01-01T00:00:00.123Z"
     scores = {"happy": 0.9, "sad": 0.1}
     analysis = Analysis(

@@ -8,7 +8,7 @@ research this product comes from; ``edge`` is the product's own camera-box model
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,6 @@ class Arch:
     name: str
     build: Callable[..., keras.Model]
     recipe: Recipe
-    summary: str
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def _inputs(size: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
@@ -198,36 +196,37 @@ TEACHER_ARCH = "vgg-teacher"
 ARCHS: dict[str, Arch] = {
     a.name: a
     for a in (
+        # 3 conv blocks + dense 132 (Tiahunova et al.)
         Arch(
             "seed-002",
             build_seed_002,
             Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=20, patience=0),
-            "3 conv blocks + dense 132 (Tiahunova et al.)",
         ),
+        # VGG-like conv64x2/128x2/256x2 + dense 1024 (Chmura & Krukar, approach 2)
         Arch(
             "seed-001",
             build_seed_001,
             Recipe(optimizer="adamax", learning_rate=1e-3, batch_size=64, epochs=100, patience=20),
-            "VGG-like conv64x2/128x2/256x2 + dense 1024 (Chmura & Krukar, approach 2)",
         ),
+        # frozen VGG16 + dense 1024-128-512 (Chmura & Krukar, approach 1)
         Arch(
             "seed-001-vgg16",
             build_seed_001_vgg16,
             Recipe(optimizer="adam", learning_rate=1e-4, batch_size=64, epochs=50, patience=10),
-            "frozen VGG16 + dense 1024-128-512 (Chmura & Krukar, approach 1)",
         ),
+        # conv32-pool-conv64-pool-conv64 + dense 64 (Katkar, model 1)
         Arch(
             "seed-004-m1",
             build_seed_004_m1,
             Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=30, patience=0),
-            "conv32-pool-conv64-pool-conv64 + dense 64 (Katkar, model 1)",
         ),
+        # model 1 with dropout after each pool (Katkar, model 2)
         Arch(
             "seed-004-m2",
             build_seed_004_m2,
             Recipe(optimizer="adam", learning_rate=1e-3, batch_size=64, epochs=30, patience=0),
-            "model 1 with dropout after each pool (Katkar, model 2)",
         ),
+        # fer-edge camera-box CNN: conv stem + residual separable stages
         Arch(
             "edge",
             build_edge,
@@ -242,8 +241,8 @@ ARCHS: dict[str, Arch] = {
                 augment="strong",
                 weight_decay=5e-4,
             ),
-            "fer-edge camera-box CNN: conv stem + residual separable stages",
         ),
+        # VGG-style teacher for distillation (0.6 GMACs; train it on a GPU with fer-edge teach)
         Arch(
             TEACHER_ARCH,
             build_vgg_teacher,
@@ -258,7 +257,6 @@ ARCHS: dict[str, Arch] = {
                 weight_decay=5e-4,
                 eye_band_rate=0.3,
             ),
-            "VGG-style teacher for distillation (0.6 GMACs; train it on a GPU with fer-edge teach)",
         ),
     )
 }

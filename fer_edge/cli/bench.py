@@ -22,8 +22,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--accuracy",
         action="store_true",
-        help="stream accuracy instead: labelled faces (--data, --split; default PublicTest) in rendered "
-        "scenes, H.264 over RTSP, the real daemon and mosquitto; recall, false positives, accuracy",
+        help="stream accuracy instead: labelled faces (--data, --split as for evaluate: PrivateTest, "
+        "else PublicTest) in rendered scenes, H.264 over RTSP, the real daemon and mosquitto; recall, "
+        "false positives, accuracy",
     )
     p.add_argument("--scenes", type=int, default=24, help="--accuracy: scenes of each kind (4 s each)")
     p.add_argument(
