@@ -183,41 +183,58 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _route(self, method: str) -> None:
+        """Public files first, then the token, then the API; every refusal is one JSON error."""
         self._body_read = False
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query)
         try:
-            if path == "/healthz" and method in ("GET", "HEAD"):
-                healthy = self.server.backend.healthy()
-                status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
-                return self._json(status, {"status": "ok" if healthy else "stalled"})
-            if path in ASSETS and method in ("GET", "HEAD"):
-                # the page's own files hold no data (the page asks the API, with the token)
-                name, content_type = ASSETS[path]
-                return self._send(HTTPStatus.OK, self.server.asset(name), content_type, cache=path != "/")
+            if method in ("GET", "HEAD") and self._serve_public(path):
+                return
             if not self._authorised(query):
                 raise ApiError(HTTPStatus.UNAUTHORIZED, "missing or wrong token")
-            if method == "POST":
-                if path != "/api/analyze":
-                    raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
-                return self._analyze()
-            if path == "/api/state":
-                return self._json(HTTPStatus.OK, self.server.backend.state())
-            if path in ("/api/history", "/api/tracks"):
-                return self._history(path, query)
-            if path == "/metrics" and self.server.backend.metrics is not None:
-                body, content_type = self.server.backend.metrics()
-                return self._send(HTTPStatus.OK, body, content_type)
-            parts = path.split("/")
-            if len(parts) == 5 and parts[:3] == ["", "api", "cameras"] and parts[4] == "snapshot.jpg":
-                return self._snapshot(parts[3])
-            raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
+            self._serve_api(method, path, query)
         except ApiError as e:
-            challenge = {"WWW-Authenticate": 'Bearer realm="fer-edge"'}
-            self._json(
-                e.status, {"error": str(e)}, challenge if e.status == HTTPStatus.UNAUTHORIZED else None
-            )
-            self._discard_unread_body()
+            self._refuse(e)
+
+    def _serve_public(self, path: str) -> bool:
+        """``/healthz`` and the page's own files, which need no token (they hold no data: the page
+        asks the API, with the token). False when ``path`` is neither."""
+        if path == "/healthz":
+            healthy = self.server.backend.healthy()
+            status = HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE
+            self._json(status, {"status": "ok" if healthy else "stalled"})
+            return True
+        if path in ASSETS:
+            name, content_type = ASSETS[path]
+            self._send(HTTPStatus.OK, self.server.asset(name), content_type, cache=path != "/")
+            return True
+        return False
+
+    def _serve_api(self, method: str, path: str, query: dict[str, list[str]]) -> None:
+        """The endpoints behind the token."""
+        if method == "POST":
+            if path != "/api/analyze":
+                raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
+            return self._analyze()
+        if path == "/api/state":
+            return self._json(HTTPStatus.OK, self.server.backend.state())
+        if path in ("/api/history", "/api/tracks"):
+            return self._history(path, query)
+        if path == "/metrics" and self.server.backend.metrics is not None:
+            body, content_type = self.server.backend.metrics()
+            return self._send(HTTPStatus.OK, body, content_type)
+        parts = path.split("/")
+        if len(parts) == 5 and parts[:3] == ["", "api", "cameras"] and parts[4] == "snapshot.jpg":
+            return self._snapshot(parts[3])
+        raise ApiError(HTTPStatus.NOT_FOUND, "no such endpoint")
+
+    def _refuse(self, error: ApiError) -> None:
+        """The error as JSON (with the security headers ``_send`` adds to every answer); a 401
+        names the scheme; an upload nobody read is drained so the connection stays usable."""
+        challenge = {"WWW-Authenticate": 'Bearer realm="fer-edge"'}
+        unauthorised = error.status == HTTPStatus.UNAUTHORIZED
+        self._json(error.status, {"error": str(error)}, challenge if unauthorised else None)
+        self._discard_unread_body()
 
     def _history(self, path: str, query: dict[str, list[str]]) -> None:
         """``/api/history`` and ``/api/tracks``, from the per-minute history on disk."""
