@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from fer_edge.atomic import atomic_path, write_json
@@ -28,8 +29,17 @@ from fer_edge.errors import DataError, UsageError
 from fer_edge.labels import LABELS
 from fer_edge.metadata import ModelMetadata, current_command, portable_path, save_metadata
 from fer_edge.training.archs import Recipe, count_macs, get_arch
+from fer_edge.training.augment import Augment
+from fer_edge.training.checkpoint import RunState
 from fer_edge.training.data import Dataset, Split, load_dataset, select_classes, select_classes_with_targets
+from fer_edge.training.epochs import EpochLoop
+from fer_edge.training.evaluate import evaluate_split, load_classifier
+from fer_edge.training.feed import Feed
 from fer_edge.training.ferplus import relabel
+from fer_edge.training.graph import student_accuracy, training_graph
+from fer_edge.training.plots import plot_confusion, plot_curves
+from fer_edge.training.schedule import LearningRate
+from fer_edge.training.teachers import Teachers
 from fer_edge.training.train_config import DEFAULT_CACHE, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -131,8 +141,6 @@ def load_training_faces(
 
 
 def _make_optimizer(recipe: Recipe) -> Any:
-    import keras
-
     wd = recipe.weight_decay or None
     name = recipe.optimizer.lower()
     if name == "sgd":
@@ -153,8 +161,6 @@ def _load_initial_weights(model: Any, path: str) -> None:
     accuracy to an under-trained model on a CPU: it keeps what the first cycle learnt instead of
     paying for those epochs again.
     """
-    import keras
-
     source = keras.models.load_model(path, compile=False)
     shapes = [w.shape for w in source.get_weights()]
     if shapes != [w.shape for w in model.get_weights()]:
@@ -175,8 +181,6 @@ def _finished(cfg: TrainConfig, recipe: Recipe, epochs: int | None, state: Any) 
 def _student(cfg: TrainConfig, classes: list[str], state: Any) -> Any:
     """The model being trained: the checkpoint's when resuming, else a fresh build of ``--arch``
     (with ``--init-from``'s weights for a warm restart)."""
-    import keras
-
     if cfg.resume:
         state.load()
         return keras.models.load_model(state.student_path, compile=False)
@@ -190,8 +194,6 @@ def _run_metadata(
     cfg: TrainConfig, recipe: Recipe, faces: TrainingFaces, epochs: int | None, student: Any, teachers: Any
 ) -> ModelMetadata:
     """What ``model.json`` records of the run: settings, provenance (no machine paths), cost."""
-    import keras
-
     optional = {
         "time_budget_s": cfg.time_budget,
         "width": cfg.width,
@@ -215,8 +217,6 @@ def _run_metadata(
 
 
 def _fit(graph: Any, feed: Any, loop: Any, first_epoch: int, epochs: int | None, out: Path) -> None:
-    import keras
-
     callbacks: list[Any] = [loop]
     if importlib.util.find_spec("tensorflow") is not None:  # GPU boxes often lack it
         callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard"), profile_batch=0))
@@ -249,10 +249,9 @@ class BestKeeper:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run one training; returns the selection-split report of the best epoch. The Keras-side
-    modules are imported here, after the faces load, so that a refused run (a bad option, a
-    missing file) answers before Keras and its backend start, and this module imports on an
-    install without Keras."""
+    """Run one training; returns the selection-split report of the best epoch. The settings are
+    checked and the faces loaded before anything is built or written, so a refused run (a bad
+    option, a missing file) answers first and leaves no output folder."""
     recipe = cfg.recipe()
     cfg.check(recipe)
     teaching = cfg.teaching()
@@ -260,37 +259,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     faces = load_training_faces(
         cfg.data, cfg.size, cfg.cache_dir, cfg.seed, classes, cfg.limit, cfg.labels, cfg.fer2013_votes
     )
-
-    import keras
-
-    from fer_edge.training.augment import Augment
-    from fer_edge.training.checkpoint import RunState
-    from fer_edge.training.epochs import EpochLoop
-    from fer_edge.training.feed import Feed
-    from fer_edge.training.graph import student_accuracy, training_graph
-    from fer_edge.training.schedule import LearningRate
-    from fer_edge.training.teachers import Teachers
-
     keras.utils.set_random_seed(cfg.seed)
     teachers = Teachers.load(teaching, classes, cfg.size) if teaching else None
     out = Path(cfg.out)
     state = RunState(out)
     epochs = None if cfg.time_budget is not None else (cfg.epochs or recipe.epochs)
     student = _student(cfg, classes, state)
-    # Augmentation and .keras teachers run in the graph; a .tflite teacher moves both to the feed.
     augment = None if recipe.augment == "none" else Augment(recipe.augment, recipe.eye_band_rate, cfg.seed)
-    if teaching is None or teaching.in_graph:
-        graph_augment, graph_teachers, feed_augment, feed_teachers = augment, teachers, None, None
-    else:
-        graph_augment, graph_teachers, feed_augment, feed_teachers = None, None, augment, teachers
-    graph, loss = training_graph(
-        student,
-        graph_augment,
-        graph_teachers.graph_models() if graph_teachers else [],
-        cfg.distill_weight,
-        cfg.distill_temperature,
-    )
-    graph.compile(optimizer=_make_optimizer(recipe), loss=loss, metrics=[student_accuracy(len(classes))])
+    graph, feed = _graph_and_feed(cfg, recipe, faces, student, augment, teachers, len(classes))
     if cfg.resume:
         state.restore(graph)
         logger.info(
@@ -298,39 +274,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         )
     out.mkdir(parents=True, exist_ok=True)  # only now: a refused run writes nothing
     meta = _run_metadata(cfg, recipe, faces, epochs, student, teachers)
-    keep_best = BestKeeper(out / "model.keras", student, meta)
-
-    feed = Feed(
-        faces.x_train,
-        faces.y_train,
-        len(classes),
-        recipe.batch_size,
-        cfg.seed,
-        label_smoothing=recipe.label_smoothing,
-        class_weights=recipe.class_weights,
-        class_weight_power=cfg.class_weight_power,
-        soft_targets=faces.t_train,
-        augment=feed_augment,
-        teachers=feed_teachers,
-    )
     rate = LearningRate(recipe.schedule, recipe.learning_rate, recipe.warmup, epochs, cfg.time_budget)
     rate.restore(state.schedule)
+    keep_best = BestKeeper(out / "model.keras", student, meta)
     loop = EpochLoop(
         student, state, rate, (faces.x_sel, faces.y_sel), keep_best, recipe.patience, cfg.time_budget
     )
-    logger.info(
-        "%s: %d parameters; %d training faces (%s), %d selection faces (%s); %d teacher(s); %s backend",
-        cfg.arch,
-        student.count_params(),
-        len(faces.y_train),
-        faces.train_name,
-        len(faces.y_sel),
-        faces.sel_name,
-        len(teaching.paths) if teaching else 0,
-        keras.backend.backend(),
-    )
-    if cfg.arch == "seed-001-vgg16" and not cfg.backbone_weights:
-        logger.warning("no --backbone-weights given: the VGG16 backbone trains from scratch")
+    _log_start(cfg, student, faces, teachers)
     if not _finished(cfg, recipe, epochs, state):
         _fit(graph, feed, loop, state.epoch, epochs, out)
     meta.training["epochs_run"] = state.epoch
@@ -341,13 +291,63 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     return _finish(out, cfg.data, faces.sel_name, faces.selection, state.history)
 
 
+def _graph_and_feed(
+    cfg: TrainConfig,
+    recipe: Recipe,
+    faces: TrainingFaces,
+    student: Any,
+    augment: Augment | None,
+    teachers: Teachers | None,
+    num_classes: int,
+) -> tuple[Any, Feed]:
+    """The compiled training graph and the batches it eats. Augmentation and ``.keras`` teachers
+    run in the graph (a teacher then scores the very face the student sees); a ``.tflite``
+    teacher cannot, so it and the augmentation move to the feed."""
+    in_graph = teachers is None or teachers.teaching.in_graph
+    graph, loss = training_graph(
+        student,
+        augment if in_graph else None,
+        teachers.graph_models() if teachers and in_graph else [],
+        cfg.distill_weight,
+        cfg.distill_temperature,
+    )
+    graph.compile(optimizer=_make_optimizer(recipe), loss=loss, metrics=[student_accuracy(num_classes)])
+    feed = Feed(
+        faces.x_train,
+        faces.y_train,
+        num_classes,
+        recipe.batch_size,
+        cfg.seed,
+        label_smoothing=recipe.label_smoothing,
+        class_weights=recipe.class_weights,
+        class_weight_power=cfg.class_weight_power,
+        soft_targets=faces.t_train,
+        augment=None if in_graph else augment,
+        teachers=None if in_graph else teachers,
+    )
+    return graph, feed
+
+
+def _log_start(cfg: TrainConfig, student: Any, faces: TrainingFaces, teachers: Teachers | None) -> None:
+    logger.info(
+        "%s: %d parameters; %d training faces (%s), %d selection faces (%s); %d teacher(s); %s backend",
+        cfg.arch,
+        student.count_params(),
+        len(faces.y_train),
+        faces.train_name,
+        len(faces.y_sel),
+        faces.sel_name,
+        len(teachers.teaching.paths) if teachers else 0,
+        keras.backend.backend(),
+    )
+    if cfg.arch == "seed-001-vgg16" and not cfg.backbone_weights:
+        logger.warning("no --backbone-weights given: the VGG16 backbone trains from scratch")
+
+
 def _finish(
     out: Path, data: str, sel_name: str, selection: Split, history: dict[str, list[float]]
 ) -> dict[str, Any]:
     """Score the best model on the selection split; write report, curves, confusion."""
-    from fer_edge.training.evaluate import evaluate_split, load_classifier
-    from fer_edge.training.plots import plot_confusion, plot_curves
-
     model = load_classifier(out / "model.keras")
     evaluation = evaluate_split(model, selection)
     report = {
