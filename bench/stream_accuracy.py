@@ -86,39 +86,43 @@ def _matches(box: Box, truth: Box) -> bool:
     return x <= cx <= x + side and y <= cy <= y + side and 0.4 * side <= max(box[2], box[3]) <= 1.6 * side
 
 
-def _stream_offset(ticks: list[Tick], scenes: list[Scene]) -> float | None:
-    """The wall-clock time of the clip's first frame, voted by the ticks: a tick whose faces match
-    scene s says the offset lies within one scene length before its frame time minus s's start."""
-    period = len(scenes) * SCENE_S
-    intervals = []
-    for tick in ticks:
-        best, best_n = None, 0
-        for s, scene in enumerate(scenes):
-            n = sum(
-                any(
-                    _matches(box, f.box(SCENE_S / 2))
-                    or _matches(box, f.box(0))
-                    or _matches(box, f.box(SCENE_S))
-                    for f in scene.faces
-                )
-                for box, _ in tick.faces
-            )
-            if n > best_n:
-                best, best_n = s, n
-        if best is not None and best_n >= min(2, len(tick.faces)):
-            start = tick.frame_ts - best * SCENE_S
-            intervals.append((start - SCENE_S, start))
-    if not intervals:
-        return None
+def _near_any_time(box: Box, face: SceneFace) -> bool:
+    """``box`` matches ``face`` at the scene's start, middle or end (it moves within a scene)."""
+    return any(_matches(box, face.box(t)) for t in (SCENE_S / 2, 0.0, SCENE_S))
+
+
+def _scene_of(tick: Tick, scenes: list[Scene]) -> int | None:
+    """The scene whose faces most of the tick's boxes match (at least two, or all if fewer)."""
+    best, best_n = None, 0
+    for s, scene in enumerate(scenes):
+        n = sum(any(_near_any_time(box, f) for f in scene.faces) for box, _ in tick.faces)
+        if n > best_n:
+            best, best_n = s, n
+    return best if best is not None and best_n >= min(2, len(tick.faces)) else None
+
+
+def _vote(intervals: list[tuple[float, float]], period: float) -> float:
+    """The offset most intervals contain. Offsets a whole loop apart are the same offset: the
+    vote runs over one period, counting an interval for a candidate if any of the loops a run can
+    span puts it inside; ties resolve to their median."""
     low = min(a for a, _ in intervals)
-    # offsets a whole loop apart are the same offset: vote over one period only, counting an
-    # interval for a candidate if any of the loops the run can span puts it inside
     grid = np.arange(low, low + period, 0.02)
     loops = range(-1, 4)
     counts = [sum(1 for a, b in intervals if any(a <= g + k * period <= b for k in loops)) for g in grid]
     top = max(counts)
-    best_grid = grid[[i for i, c in enumerate(counts) if c == top]]
-    return float(np.median(best_grid))
+    return float(np.median(grid[[i for i, c in enumerate(counts) if c == top]]))
+
+
+def _stream_offset(ticks: list[Tick], scenes: list[Scene]) -> float | None:
+    """The wall-clock time of the clip's first frame, voted by the ticks: a tick whose faces match
+    scene s says the offset lies within one scene length before its frame time minus s's start."""
+    intervals = []
+    for tick in ticks:
+        s = _scene_of(tick, scenes)
+        if s is not None:
+            start = tick.frame_ts - s * SCENE_S
+            intervals.append((start - SCENE_S, start))
+    return _vote(intervals, len(scenes) * SCENE_S) if intervals else None
 
 
 def score(
@@ -165,6 +169,9 @@ def score(
     return summarise(tallies, scenes, aligned, false_pos, scored_ticks, fer2013)
 
 
+Group = list[tuple[tuple[int, int], FaceTally]]
+
+
 def summarise(
     tallies: dict[tuple[int, int], FaceTally],
     scenes: list[Scene],
@@ -175,39 +182,56 @@ def summarise(
 ) -> dict[str, Any]:
     """Rows per group (all, scene kind, size band, both). ``aligned`` says per face whether the
     model is right on its aligned crop, so each row compares like with like."""
-    groups: dict[str, list[tuple[tuple[int, int], FaceTally]]] = defaultdict(list)
-    for key_face, tally in tallies.items():
-        if tally.ticks == 0:
-            continue
-        kind = scenes[tally.scene].kind
-        for key in ("all", kind, f"band {band(tally.face.side)}", f"{kind} band {band(tally.face.side)}"):
-            groups[key].append((key_face, tally))
     out: dict[str, Any] = {}
-    for key, group in sorted(groups.items()):
-        ticks = sum(t.ticks for _, t in group)
-        found = [(k, t) for k, t in group if t.found > 0]
-        called = [(k, t) for k, t in found if t.majority() is not None]
-        right = sum(1 for _, t in called if t.majority() == LABELS[t.face.label])
-        kinds = [k for k in SCENE_KINDS if k == key or key.startswith(f"{k} ")] or (
-            list(SCENE_KINDS) if not key.startswith("band") else []
-        )
-        row: dict[str, Any] = {
-            "faces": len(group),
-            "recall_ticks": round(sum(t.found for _, t in group) / ticks, 4) if ticks else None,
-            "faces_found": round(len(found) / len(group), 4),
-            "accuracy_found": round(right / len(called), 4) if called else None,
-            "aligned_found": round(sum(aligned[k] for k, _ in called) / len(called), 4) if called else None,
-            "aligned_all": round(sum(aligned[k] for k, _ in group) / len(group), 4),
-            "end_to_end": round(right / len(group), 4),
-        }
-        if fer2013 is not None:
-            right_old = sum(1 for _, t in called if t.majority() == LABELS[int(fer2013[t.face.index])])
-            row["end_to_end_fer2013"] = round(right_old / len(group), 4)
+    for key, group in sorted(_groups(tallies, scenes).items()):
+        row = _row(group, aligned, fer2013)
+        kinds = _kinds_of(key)
         if kinds and " band " not in key:
             n_ticks = sum(scored_ticks[k] for k in kinds)
             row["false_positives_per_tick"] = round(sum(false_pos[k] for k in kinds) / max(1, n_ticks), 4)
         out[key] = row
     return out
+
+
+def _groups(tallies: dict[tuple[int, int], FaceTally], scenes: list[Scene]) -> dict[str, Group]:
+    """Each face shown on a scored tick, in the groups it belongs to."""
+    groups: dict[str, Group] = defaultdict(list)
+    for key_face, tally in tallies.items():
+        if tally.ticks == 0:
+            continue
+        kind, size = scenes[tally.scene].kind, band(tally.face.side)
+        for key in ("all", kind, f"band {size}", f"{kind} band {size}"):
+            groups[key].append((key_face, tally))
+    return groups
+
+
+def _kinds_of(key: str) -> list[str]:
+    """The scene kinds a group spans: false positives are counted per kind, not per face size."""
+    if key.startswith("band"):
+        return []
+    return [k for k in SCENE_KINDS if k == key or key.startswith(f"{k} ")] or list(SCENE_KINDS)
+
+
+def _row(group: Group, aligned: dict[tuple[int, int], bool], fer2013: np.ndarray | None) -> dict[str, Any]:
+    """One group's figures: how often its faces were found, and how often the daemon's call on a
+    face (the majority of its ticks' emotions) was right, on found faces and on all of them."""
+    ticks = sum(t.ticks for _, t in group)
+    found = [(k, t) for k, t in group if t.found > 0]
+    called = [(k, t) for k, t in found if t.majority() is not None]
+    right = sum(1 for _, t in called if t.majority() == LABELS[t.face.label])
+    row: dict[str, Any] = {
+        "faces": len(group),
+        "recall_ticks": round(sum(t.found for _, t in group) / ticks, 4) if ticks else None,
+        "faces_found": round(len(found) / len(group), 4),
+        "accuracy_found": round(right / len(called), 4) if called else None,
+        "aligned_found": round(sum(aligned[k] for k, _ in called) / len(called), 4) if called else None,
+        "aligned_all": round(sum(aligned[k] for k, _ in group) / len(group), 4),
+        "end_to_end": round(right / len(group), 4),
+    }
+    if fer2013 is not None:
+        right_old = sum(1 for _, t in called if t.majority() == LABELS[int(fer2013[t.face.index])])
+        row["end_to_end_fer2013"] = round(right_old / len(group), 4)
+    return row
 
 
 # --- the pipelines -----------------------------------------------------------------------------
