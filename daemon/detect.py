@@ -109,9 +109,10 @@ class FaceDetector(ABC):
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
         """The face last seen at ``last``, if it is still near there (at most one box side away)."""
 
-    def confirm(self, gray: np.ndarray, expected: Box) -> list[Detection]:
-        """The face expected at ``expected`` (a tracked face's predicted place), by the cheapest
-        look the detector has there; nothing if it is not there. Default: :meth:`redetect`."""
+    def confirm(self, gray: np.ndarray, expected: Box, strict: bool = False) -> list[Detection]:
+        """The face expected at ``expected``, by the cheapest look the detector has there; nothing
+        if it is not there. ``strict``: ``expected`` is where a face is predicted to be, not where
+        it was seen, so the look needs a new face's evidence. Default: :meth:`redetect`."""
         return self.redetect(gray, expected)
 
     # boxes may come out this much smaller than the smallest face searched (a detector's box
@@ -369,10 +370,12 @@ class BlazeFaceDetector(FaceDetector):
     def redetect(self, gray: np.ndarray, last: Box) -> list[Detection]:
         return self.confirm(gray, last) or self.search(gray, grow(last, 1.0, gray.shape[1], gray.shape[0]))
 
-    def confirm(self, gray: np.ndarray, expected: Box) -> list[Detection]:
+    def confirm(self, gray: np.ndarray, expected: Box, strict: bool = False) -> list[Detection]:
         # a face seen a tick ago needs less evidence to be seen again (hysteresis), and no
-        # proposal: where it is expected is the prior
-        face = self._look_closer(gray, expected, 0.5, self.config.track_threshold, reach=0.75)
+        # proposal: where it is expected is the prior. A predicted place was never seen: a
+        # texture there must not pass for the face on the tracker's lower bar
+        threshold = self.config.score_threshold if strict else self.config.track_threshold
+        face = self._look_closer(gray, expected, 0.5, threshold, reach=0.75)
         return self._keep([face]) if face is not None else []
 
 

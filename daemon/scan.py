@@ -30,7 +30,7 @@ detector's budget: on motion and tracked regions, not on every pixel of every fr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -49,6 +49,7 @@ REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on 
 PERSON_SIDES, PERSON_ABOVE = 1.5, 0.0
 NEARER = 1.1  # within a person's region, only faces this much larger than theirs are searched
 FOLLOW_REACH = 8.0  # face widths a face may move in a tick and still be the same face (a runner)
+SAME_SIZE = (0.75, 1.33)  # a face found where one was predicted is that face only at about its size
 
 
 @dataclass
@@ -102,6 +103,16 @@ def _area(boxes: list[Box]) -> int:
     return sum(w * h for _x, _y, w, h in boxes)
 
 
+def thumbnail(gray: np.ndarray) -> np.ndarray:
+    """The 1/``THUMB_DIVISOR`` luma thumbnail motion is judged on: a 2x bilinear step (an exact
+    2x2 mean) then an area step, the same 64-pixel average as one INTER_AREA pass at under half
+    its cost (~0.3 ms for 1080p)."""
+    height, width = gray.shape[:2]
+    thumb_size = (max(1, width // THUMB_DIVISOR), max(1, height // THUMB_DIVISOR))
+    half = cv2.resize(gray, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(half, thumb_size, interpolation=cv2.INTER_AREA)
+
+
 def changed_pixels(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Thumbnail pixels (uint8 0/1) whose luma moved by at least ``MOTION_LEVEL``."""
     return (cv2.absdiff(current, previous) >= MOTION_LEVEL).astype(np.uint8)
@@ -141,6 +152,16 @@ def motion_boxes(changed: np.ndarray, known: list[Box], grow_px: int) -> list[Bo
     return boxes
 
 
+@dataclass
+class Followed:
+    """The known faces after this tick's look for them: found ones (with the move each made) and
+    whether a lost one was inside another person's region, where their motion hides it."""
+
+    found: list[Detection] = field(default_factory=list)
+    moves: list[tuple[float, float]] = field(default_factory=list)
+    hidden: bool = False
+
+
 class ScanPlanner:
     """One camera's face detection, spending the detector where a face can be.
 
@@ -168,15 +189,11 @@ class ScanPlanner:
         self.scene_changed = False
         if self.full_scan_every == 1:
             return self._full(gray)
-        height, width = gray.shape[:2]
-        thumb_size = (max(1, width // THUMB_DIVISOR), max(1, height // THUMB_DIVISOR))
-        # a 2x bilinear step (an exact 2x2 mean) then an area step: the same 64-pixel average as
-        # one INTER_AREA pass at under half its cost (~0.3 ms for 1080p)
-        half = cv2.resize(gray, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_LINEAR)
-        thumb = cv2.resize(half, thumb_size, interpolation=cv2.INTER_AREA)
+        thumb = thumbnail(gray)
         previous, self._thumb = self._thumb, thumb
         if previous is None or previous.shape != thumb.shape:
-            return self._full(gray, thumb)
+            return self._full(gray, thumb, fresh=True)
+        height, width = gray.shape[:2]
         grow_px = 2 * self.detector.config.min_face_px
         known = [grow(d.box, REGION_MARGIN, width, height) for d in self._last]
         changed = changed_pixels(previous, thumb)
@@ -185,54 +202,75 @@ class ScanPlanner:
         if _area(moving) > MOTION_FULL_FRACTION * width * height:
             self.scene_changed = True
             self.stats.scene_changes += 1
-            return self._full(gray, thumb)
+            return self._full(gray, thumb, fresh=True)
+        stale: list[Box] = []
         refreshing = self._since_full + 1 >= self.full_scan_every
         if refreshing:
-            # the periodic whole-frame look: where the picture is as it was at the last one,
-            # the detector would say what it said then; search only what changed since
-            if self._full_thumb is None or self._full_thumb.shape != thumb.shape:
+            since = self._changed_since_full(thumb, grow_px)
+            if since is None:
                 return self._full(gray, thumb)
-            stale = motion_boxes(changed_pixels(self._full_thumb, thumb), [], grow_px)
-            if _area(stale) > MOTION_FULL_FRACTION * width * height:
-                return self._full(gray, thumb)
-        found: list[Detection] = []
-        lost: list[Box] = []
-        hidden = False  # a lost face was in another person's region: their motion hides it
-        moves: list[tuple[float, float]] = []
-        for region, last, velocity in zip(known, self._last, self._velocity, strict=True):
-            if not region_moved(changed, region):
-                found.append(last)  # nothing changed around it: the face is where it was
-                moves.append((0.0, 0.0))
-                self.stats.kept += 1
-                continue
-            again = self._follow(gray, last.box, velocity)
-            found.extend(again)
-            moves.extend(_move(last.box, d.box) for d in again)
-            if not again:
-                lost.append(region)
-                self.stats.lost += 1
-                others = [person_region(d.box, width, height) for d in self._last if d is not last]
-                hidden = hidden or _covered(last.box, others, share=0.25)
-        if found or lost:
+            stale = since
+        followed = self._follow_known(gray, changed, known)
+        if self._last:
             # what moved around where the known faces are now is those faces (and their heads,
             # shoulders) moving: only motion elsewhere can be a face that was not there before.
             # A lost face's region was searched by ``redetect``; where it went is motion outside.
-            # the person who was where a known face was leaves motion there too (what they
-            # uncovered), and the one where it is now moves around and below it
-            # (unless a face was lost inside another person's region, as in a crowd: then all that
-            # moved is searched in full)
-            now = [grow(d.box, REGION_MARGIN, width, height) for d in found]
-            people = self._people(found, width, height) + were
-            moving = motion_boxes(changed, known + now + ([] if hidden else people), grow_px)
+            # The person who was where a known face was leaves motion there too (what they
+            # uncovered), and the one where it is now moves around and below it (unless a face
+            # was lost inside another person's region, as in a crowd: then all that moved is
+            # searched in full)
+            now = [grow(d.box, REGION_MARGIN, width, height) for d in followed.found]
+            people = [] if followed.hidden else self._people(followed.found, width, height) + were
+            moving = motion_boxes(changed, known + now + people, grow_px)
         if refreshing:
             moving = moving + stale
             self._full_thumb, self._since_full = thumb, -1
             self.stats.refreshes += 1
-        followed = len(found)
-        self._search_motion(gray, moving, found, thorough=hidden)
-        # a face found by the motion search may be a known one that moved past where it was
-        # looked for: its move, from the nearest last face, predicts where to look next tick
-        moves.extend(self._nearest_move(d.box) for d in found[followed:])
+        return self._settle(gray, moving, followed)
+
+    @property
+    def moves(self) -> list[tuple[float, float]]:
+        """Each face found last tick: its move over that tick (pixels), which predicts where the
+        next look for it starts."""
+        return list(self._velocity)
+
+    def _changed_since_full(self, thumb: np.ndarray, grow_px: int) -> list[Box] | None:
+        """The periodic whole-frame look: where the picture is as it was at the last one, the
+        detector would say what it said then, so only what changed since is searched. None when
+        that is most of the frame (or there was no last look): then scan it whole."""
+        if self._full_thumb is None or self._full_thumb.shape != thumb.shape:
+            return None
+        stale = motion_boxes(changed_pixels(self._full_thumb, thumb), [], grow_px)
+        height, width = thumb.shape[0] * THUMB_DIVISOR, thumb.shape[1] * THUMB_DIVISOR
+        return None if _area(stale) > MOTION_FULL_FRACTION * width * height else stale
+
+    def _follow_known(self, gray: np.ndarray, changed: np.ndarray, known: list[Box]) -> Followed:
+        """Each known face where nothing changed around it stays; the others are followed."""
+        height, width = gray.shape[:2]
+        followed = Followed()
+        for region, last, velocity in zip(known, self._last, self._velocity, strict=True):
+            if not region_moved(changed, region):
+                followed.found.append(last)  # nothing changed around it: the face is where it was
+                followed.moves.append((0.0, 0.0))
+                self.stats.kept += 1
+                continue
+            again = self._follow(gray, last.box, velocity)
+            followed.found.extend(again)
+            followed.moves.extend(_move(last.box, d.box) for d in again)
+            if not again:
+                self.stats.lost += 1
+                others = [person_region(d.box, width, height) for d in self._last if d is not last]
+                followed.hidden = followed.hidden or _covered(last.box, others, share=0.25)
+        return followed
+
+    def _settle(self, gray: np.ndarray, moving: list[Box], followed: Followed) -> list[Detection]:
+        """Search what moved, then keep this tick's faces with the move each made: a face found
+        by the motion search may be a known one that moved past where it was looked for, and
+        its move, from the nearest last face, predicts where to look next tick."""
+        found, moves = followed.found, followed.moves
+        count = len(found)
+        self._search_motion(gray, moving, found, thorough=followed.hidden)
+        moves.extend(self._nearest_move(d.box) for d in found[count:])
         kept = dedupe(found)
         self._velocity = [moves[found.index(d)] for d in kept]
         self.stats.regions += 1
@@ -248,7 +286,11 @@ class ScanPlanner:
             x, y, w, h = last
             px = min(max(0, round(x + velocity[0])), max(0, width - w))
             py = min(max(0, round(y + velocity[1])), max(0, height - h))
-            ahead = self.detector.confirm(gray, (px, py, w, h))
+            ahead = [
+                d
+                for d in self.detector.confirm(gray, (px, py, w, h), strict=True)
+                if SAME_SIZE[0] <= max(d.box[2], d.box[3]) / max(w, h, 1) <= SAME_SIZE[1]
+            ]
             if ahead:
                 return ahead
         return self.detector.redetect(gray, last)
@@ -286,11 +328,15 @@ class ScanPlanner:
     def _people(self, faces: list[Detection], width: int, height: int) -> list[Box]:
         return [person_region(d.box, width, height) for d in faces] if self.people else []
 
-    def _full(self, gray: np.ndarray, thumb: np.ndarray | None = None) -> list[Detection]:
+    def _full(
+        self, gray: np.ndarray, thumb: np.ndarray | None = None, fresh: bool = False
+    ) -> list[Detection]:
+        """The whole frame searched. ``fresh``: the first frame, or a new scene (a cut, a pan,
+        the lights): its faces did not come from the last ones, so they carry no move."""
         found = self.detector.detect(gray)
         self._full_thumb = thumb
         self.stats.full += 1
         self._since_full = 0
-        self._velocity = [self._nearest_move(d.box) for d in found]
+        self._velocity = [(0.0, 0.0) if fresh else self._nearest_move(d.box) for d in found]
         self._last = found
         return found

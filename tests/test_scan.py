@@ -71,6 +71,27 @@ def test_face_that_jumped_far_is_found_where_it_moved_without_a_whole_frame_scan
     assert planner.stats.full == 1 and planner.stats.lost == 1
 
 
+def test_faces_after_a_cut_carry_no_move_from_the_faces_before_it(planner: ScanPlanner) -> None:
+    """A new scene's faces did not come from the last ones: a move borrowed from a face of the
+    old scene would send the next look to where no face is."""
+    for t in range(3):
+        assert found_all(planner.find(frame(WALKER, t)), WALKER, t)
+    assert planner.moves and all(abs(dx) > 20 for dx, _ in planner.moves)  # walking right
+    cut = [Sprite(scale=1.2, x=700, y=300)]
+    assert found_all(planner.find(frame(cut, 0, brightness=60)), cut, 0)
+    assert planner.stats.scene_changes == 1 and planner.moves == [(0.0, 0.0)]
+
+
+def test_a_predicted_place_needs_a_new_faces_evidence() -> None:
+    """Where a face is predicted to be was never seen: the look there takes the new-face bar
+    (``score_threshold``), not the lower one that keeps a face seen last tick."""
+    detector = create_detector(DetectorConfig(score_threshold=0.999, track_threshold=0.4))
+    gray = frame(STILL, 0)
+    box = face_boxes(STILL, 0, WIDTH, HEIGHT)[0]
+    assert detector.confirm(gray, box)  # seen there last tick: kept
+    assert detector.confirm(gray, box, strict=True) == []  # only predicted there: not enough
+
+
 def test_face_that_leaves_is_dropped(planner: ScanPlanner) -> None:
     assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
     assert planner.find(frame([], 1)) == []
