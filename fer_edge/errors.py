@@ -59,10 +59,27 @@ class MissingExtraError(FerEdgeError):
 
 def require_extra(extra: str, module: str) -> None:
     """Raise :class:`MissingExtraError` (exit 69) unless ``module`` imports: the command needs
-    ``fer-edge[extra]``. Checked before the command starts, not at its first use of the module."""
+    ``fer-edge[extra]``. Checked before the command starts, not at its first use of the module,
+    and the module is imported here with native stderr silenced: TensorFlow's libraries print
+    CUDA probes and an absl notice as they load, whatever ``TF_CPP_MIN_LOG_LEVEL`` says, and a
+    command's error must stay one line."""
+    import importlib
     import importlib.util
+    import os
+    import sys
 
     if importlib.util.find_spec(module) is None:
         raise MissingExtraError(
             f"needs the [{extra}] extra ({module} is not installed): pip install 'fer-edge[{extra}]'"
         )
+    if module in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            importlib.import_module(module)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
