@@ -117,7 +117,7 @@ def _floor_main(url: str, warmup_s: float, seconds: float) -> None:
     import av
 
     from fer_edge.daemon.cadence import DecodePlan
-    from fer_edge.daemon.ingest import configure_decoder, planned_frames
+    from fer_edge.daemon.decode import configure_decoder, planned_frames
 
     plan = DecodePlan("keyframes", 1.0)
     with av.open(url, options={"rtsp_transport": "tcp"}, timeout=(10, 10)) as container:

@@ -20,9 +20,9 @@ import av
 
 from fer_edge.daemon.cadence import DecodeMode, DecodePlan, TickSampler
 from fer_edge.daemon.config import DetectorConfig, ModelConfig
+from fer_edge.daemon.decode import configure_decoder, frame_luma, planned_frames
 from fer_edge.daemon.democlip import Sprite, face_image, render_frame, write_clip
 from fer_edge.daemon.detect import create_detector
-from fer_edge.daemon.ingest import configure_decoder, frame_luma, planned_frames
 from fer_edge.daemon.pipeline import Analysis, FacePipeline
 from fer_edge.daemon.scan import ScanPlanner
 from fer_edge.daemon.track import FaceTracker

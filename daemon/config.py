@@ -125,6 +125,14 @@ class DetectorConfig(_Base):
     proposal_threshold: float = Field(
         0.25, ge=0, le=1, description="blazeface: least score of a proposal worth a closer look"
     )
+    search_budget_ms: float = Field(
+        150.0,
+        ge=0,
+        le=60_000,
+        description="most milliseconds a tick spends searching moved areas for new faces; what is "
+        "left waits for the next tick (rain, foliage and crowds are motion everywhere); known faces "
+        "are followed first and whole-frame scans are not capped (0: no budget)",
+    )
     full_scan_every: int = Field(
         30,
         ge=1,

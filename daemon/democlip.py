@@ -95,11 +95,13 @@ def write_clip(
     height: int = 360,
     gop_s: float = 1.0,
     noise: float = 0.0,
+    b_frames: bool = False,
 ) -> Path:
     """An H.264 MP4 (yuv420p, a key frame every ``gop_s``) of moving faces.
 
     ``noise`` adds sensor-like noise of that standard deviation (in 0..255 levels), for
-    benchmarks that must decode what a real camera sends.
+    benchmarks that must decode what a real camera sends. ``b_frames``: x264's defaults (three
+    B-frames, B-pyramid, frames out of display order) instead of a low-latency camera's.
     """
     path = Path(path)
     face = face_image()
@@ -109,11 +111,12 @@ def write_clip(
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(fps * gop_s))
         stream.codec_context.gop_size = gop
-        stream.options = {
-            "preset": "veryfast",
-            "tune": "zerolatency",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
-        }
+        params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+        stream.options = (
+            {"preset": "medium", "x264-params": params}
+            if b_frames
+            else {"preset": "veryfast", "tune": "zerolatency", "x264-params": params}
+        )
         stream.codec_context.time_base = Fraction(1, fps)
         for i in range(round(seconds * fps)):
             image = render_frame(face, sprites, i / fps, width, height)

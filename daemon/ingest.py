@@ -1,11 +1,12 @@
 """One reader thread per camera: PyAV decode, one tick frame at a time, reconnect with backoff.
 
 Analysis wants one frame per interval, never a backlog: the reader decodes only the packets its
-ticks need (:mod:`~fer_edge.daemon.cadence`) and keeps only the newest tick frame (as PyAV's frame
-object: pixels are converted only when analysis takes it). RTSP goes over TCP with open/read
-timeouts; a failed or ended stream is reopened with capped exponential backoff and jitter. Files
-are paced to real time and loop, so a clip behaves like a camera. Status changes
-(``streaming``/``reconnecting``/``stalled``) go to a callback.
+ticks need (:mod:`~fer_edge.daemon.cadence`, :mod:`~fer_edge.daemon.decode`) and keeps only the
+newest tick frame (as PyAV's frame object, or a key frame still compressed: pixels are made only
+when analysis takes it). RTSP goes over TCP with open/read timeouts; a failed or ended stream is
+reopened with capped exponential backoff and jitter. Files are paced to real time and loop, so a
+clip behaves like a camera. Status changes (``streaming``/``reconnecting``/``stalled``) go to a
+callback.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
 import numpy as np
 
-from fer_edge.daemon.cadence import DecodeMode, DecodePlan, TickSampler
+from fer_edge.daemon.cadence import DecodePlan, TickSampler
 from fer_edge.daemon.config import CameraConfig
+from fer_edge.daemon.decode import (
+    PendingKeyFrame,
+    SharedDecoder,
+    configure_decoder,
+    frame_luma,
+    planned_frames,
+)
 from fer_edge.daemon.redact import mask_url
 
 logger = logging.getLogger(__name__)
@@ -60,7 +68,9 @@ class CameraReader(threading.Thread):
         self._rng = rng or random.Random()
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
-        self._tick: tuple[av.VideoFrame, float, int, float] | None = None  # frame, wall, number, ms
+        # the newest tick: frame (or key frame still to decode), wall time, number, decode ms
+        self._tick: tuple[av.VideoFrame | PendingKeyFrame, float, int, float] | None = None
+        self._decoder = SharedDecoder(name)  # a pending key frame is decoded by whoever takes it
         self._decoded = 0
         self._status = ""
         self.plan = DecodePlan(config.decode, config.interval_s)
@@ -92,6 +102,14 @@ class CameraReader(threading.Thread):
         if tick is None:
             return None
         frame, wall, number, decode_ms = tick
+        if isinstance(frame, PendingKeyFrame):
+            decoded = frame.decode()
+            if decoded is None:
+                return None
+            frame, decode_ms = decoded
+            with self._lock:
+                self._decoded += 1
+                number = self._decoded
         start = time.perf_counter()
         gray, video_range = frame_luma(frame)
         return Frame(gray, wall, number, decode_ms + (time.perf_counter() - start) * 1000.0, video_range)
@@ -151,32 +169,38 @@ class CameraReader(threading.Thread):
             configure_decoder(stream, self.config.decode)
             self.plan.restart()  # stream timestamps start over; the tick schedule (wall clock) need not
             pace = _Pacer() if self._is_file() else None
-            for frame, decode_ms in planned_frames(container, stream, self.plan, self._alive):
-                if self._stop_event.is_set():
-                    break
-                if pace is not None:
-                    pace.wait(frame, self._stop_event)
-                self._offer(frame, decode_ms)
-                if not got:
-                    got = True
-                    self._set_status("streaming")
-                    logger.info(
-                        "camera %s: streaming %dx%d from %s",
-                        self.camera,
-                        frame.width,
-                        frame.height,
-                        mask_url(self.config.url),
-                    )
-                elif self._status == "stalled":
-                    self._set_status("streaming")
+            self._decoder.attach(stream)
+            try:
+                frames = planned_frames(container, stream, self.plan, self._alive, self._decoder)
+                for frame, decode_ms in frames:
+                    if self._stop_event.is_set():
+                        break
+                    if pace is not None:
+                        pace.wait(frame, self._stop_event)
+                    self._offer(frame, decode_ms)
+                    if not got:
+                        got = True
+                        self._set_status("streaming")
+                        logger.info(
+                            "camera %s: streaming %s from %s",
+                            self.camera,
+                            _size(stream),
+                            mask_url(self.config.url),
+                        )
+                    elif self._status == "stalled":
+                        self._set_status("streaming")
+            finally:
+                self._decoder.attach(None)  # before the container (and its decoder) closes
         return got
 
     def _alive(self) -> None:
         self.last_frame_monotonic = time.monotonic()  # a stream that sends packets is not stalled
 
-    def _offer(self, frame: av.VideoFrame, decode_ms: float) -> None:
-        """Count a decoded frame, and keep it if it is a tick."""
-        self._decoded += 1
+    def _offer(self, frame: av.VideoFrame | PendingKeyFrame, decode_ms: float) -> None:
+        """Count a decoded frame, and keep it (or the key frame still to decode) if it is a tick."""
+        if not isinstance(frame, PendingKeyFrame):
+            with self._lock:
+                self._decoded += 1
         if self.plan.doing != self._doing:
             self._doing = self.plan.doing
             if self._doing != "measuring":
@@ -194,59 +218,10 @@ class CameraReader(threading.Thread):
             self._on_status(self.camera, status)
 
 
-def planned_frames(
-    container: av.container.InputContainer,
-    stream: av.video.stream.VideoStream,
-    plan: DecodePlan,
-    on_packet: Callable[[], None] | None = None,
-) -> Iterator[tuple[av.VideoFrame, float]]:
-    """The frames of the packets ``plan`` decodes, each with its packet's decoding time in ms
-    (network waits excluded); ``on_packet`` hears of every packet received, decoded or not.
-
-    A stream with B-frames makes the decoder hold frames back to put them in display order: it
-    gives a key frame out only once it has been fed the frames after it. When a run of decoded
-    packets ends (after a key frame alone, or a partial run), whatever the decoder still holds is
-    drained and the decoder reset, so each run's frames come out at once, whatever the stream's
-    frame order, and nothing is decoded that the plan did not choose."""
-    held = 0  # packets fed to the decoder that gave no frame yet
-    for packet in container.demux(stream):
-        if on_packet is not None:
-            on_packet()
-        if packet.size and not plan.decide(packet.is_keyframe, packet_seconds(packet)):
-            if held:
-                start = time.perf_counter()
-                frames = drain_decoder(stream)
-                elapsed = (time.perf_counter() - start) * 1000.0
-                held = 0
-                for frame in frames:
-                    yield frame, elapsed
-            continue
-        start = time.perf_counter()
-        frames = packet.decode()
-        elapsed = (time.perf_counter() - start) * 1000.0
-        held = max(0, held + (1 if packet.size else 0) - len(frames))
-        plan.reorder_frames = int(getattr(stream.codec_context, "has_b_frames", 0) or 0)
-        for frame in frames:
-            yield frame, elapsed
-
-
-def drain_decoder(stream: av.video.stream.VideoStream) -> list[av.VideoFrame]:
-    """The frames the decoder holds back, then a reset so it takes new packets again."""
-    context = stream.codec_context
-    try:
-        frames = list(context.decode(None))
-    except av.error.FFmpegError:
-        frames = []
-    context.flush_buffers()
-    return frames
-
-
-def packet_seconds(packet: av.Packet) -> float | None:
-    """A packet's stream time (presentation time; decoding time if it has none)."""
-    stamp = packet.pts if packet.pts is not None else packet.dts
-    if stamp is None or packet.time_base is None:
-        return None
-    return float(stamp * packet.time_base)
+def _size(stream: av.video.stream.VideoStream) -> str:
+    """The stream's picture size as its decoder knows it (before a first decode it may not)."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    return f"{width}x{height}" if width and height else "video"
 
 
 class _Pacer:
@@ -256,7 +231,7 @@ class _Pacer:
         self._start: float | None = None
         self._first_pts: float | None = None
 
-    def wait(self, frame: av.VideoFrame, stop: threading.Event) -> None:
+    def wait(self, frame: av.VideoFrame | PendingKeyFrame, stop: threading.Event) -> None:
         if frame.time is None:
             return
         now = time.monotonic()
@@ -266,42 +241,3 @@ class _Pacer:
         due = self._start + (frame.time - self._first_pts)
         if due > now:
             stop.wait(due - now)
-
-
-_LUMA_FORMATS = {
-    "yuv420p",
-    "yuvj420p",
-    "yuv422p",
-    "yuvj422p",
-    "yuv444p",
-    "yuvj444p",
-    "nv12",
-    "gray",
-}
-_AVCOL_RANGE_JPEG = 2
-
-
-def configure_decoder(stream: av.video.stream.VideoStream, decode: DecodeMode) -> None:
-    """``all``: let FFmpeg pick frame/slice threads so a 25 fps stream keeps up. Otherwise one
-    thread: a few frames a second need no parallelism, decoder threads cost ~15% more CPU per
-    frame, and frame threads would hold the last frames of a partial run inside the decoder
-    until the next key frame. ``keyframes`` also skips non-key frames inside the decoder."""
-    if decode == "all":
-        stream.thread_type = "AUTO"
-        return
-    stream.thread_count = 1
-    if decode == "keyframes":
-        stream.codec_context.skip_frame = "NONKEY"
-
-
-def frame_luma(frame: av.VideoFrame) -> tuple[np.ndarray, bool]:
-    """The luma plane as a 2-D array (a copy, no colour conversion) and whether it is video range
-    (16..235). Expanding the range is left to the face crops: a table lookup over a whole 1080p
-    frame costs more than the copy, and the detector does not need it."""
-    name = frame.format.name
-    if name not in _LUMA_FORMATS:
-        return frame.to_ndarray(format="gray"), False
-    plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : frame.width]
-    full = name.startswith("yuvj") or name == "gray" or getattr(frame, "color_range", 0) == _AVCOL_RANGE_JPEG
-    return np.ascontiguousarray(rows), not full

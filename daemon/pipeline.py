@@ -103,7 +103,7 @@ class FacePipeline:
 
         A camera's ``planner`` (built on this pipeline's detector) searches only where a face can
         be; without one the whole frame is scanned, as a single picture needs. ``video_range``:
-        ``gray`` is 16..235 luma as cameras send it (see :func:`~fer_edge.daemon.ingest.frame_luma`)."""
+        ``gray`` is 16..235 luma as cameras send it (see :func:`~fer_edge.daemon.decode.frame_luma`)."""
         t0 = time.perf_counter()
         detections = planner.find(gray) if planner is not None else self.detector.detect(gray)
         t1 = time.perf_counter()

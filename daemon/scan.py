@@ -30,6 +30,7 @@ detector's budget: on motion and tracked regions, not on every pixel of every fr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -48,6 +49,7 @@ REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on 
 # face. Not above: another person's head, farther away, is higher in the picture.
 PERSON_SIDES, PERSON_ABOVE = 1.5, 0.0
 NEARER = 1.1  # within a person's region, only faces this much larger than theirs are searched
+MAX_CARRIED = 64  # moved areas a tick may leave to the next (the oldest wait longest)
 FOLLOW_REACH = 8.0  # face widths a face may move in a tick and still be the same face (a runner)
 SAME_SIZE = (0.75, 1.33)  # a face found where one was predicted is that face only at about its size
 
@@ -62,6 +64,7 @@ class ScanStats:
     regions: int = 0  # ticks that searched only known faces' surroundings and moving areas
     kept: int = 0  # known faces kept without a search because nothing changed around them
     lost: int = 0  # known faces not found again near their last box
+    deferred: int = 0  # moved areas left for the next tick by the search budget
 
 
 def person_region(face: Box, width: int, height: int) -> Box:
@@ -180,6 +183,7 @@ class ScanPlanner:
         self._thumb: np.ndarray | None = None
         self._full_thumb: np.ndarray | None = None  # the thumbnail at the last whole-frame look
         self._since_full = 0
+        self._carried: list[Box] = []  # moved areas the last tick's search budget left
         self.scene_changed = False
 
     def find(self, gray: np.ndarray) -> list[Detection]:
@@ -312,10 +316,18 @@ class ScanPlanner:
         top, so a tall region's top square is searched first. What lies within the person of a
         face found is that person's body, or the head of someone nearer (larger) passing in
         front: it is searched only for faces larger than that face, which costs a few large
-        tiles instead of many small ones."""
+        tiles instead of many small ones. Areas the last tick's budget left come first; what
+        this tick's budget (``search_budget_ms``) leaves waits for the next."""
         height, width = gray.shape[:2]
-        todo = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
-        for region in todo:
+        fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
+        todo, self._carried = [*self._carried, *fresh], []
+        budget_ms = getattr(self.detector.config, "search_budget_ms", 0.0)
+        start = time.perf_counter()
+        for index, region in enumerate(todo):
+            if budget_ms and index and (time.perf_counter() - start) * 1000.0 >= budget_ms:
+                self._carried = todo[index:][:MAX_CARRIED]
+                self.stats.deferred += len(self._carried)
+                return
             owners = [d for d in found if _covered(region, [person_region(d.box, width, height)])]
             if self.people and owners and not thorough:
                 larger = round(NEARER * min(min(d.box[2], d.box[3]) for d in owners))
@@ -334,6 +346,7 @@ class ScanPlanner:
         """The whole frame searched. ``fresh``: the first frame, or a new scene (a cut, a pan,
         the lights): its faces did not come from the last ones, so they carry no move."""
         found = self.detector.detect(gray)
+        self._carried = []  # the whole frame was searched
         self._full_thumb = thumb
         self.stats.full += 1
         self._since_full = 0

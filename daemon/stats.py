@@ -32,6 +32,7 @@ def camera_stats(
         "faces": stats.faces,
         "full_scans": scans.full,
         "scene_changes": scans.scene_changes,
+        "searches_deferred": scans.deferred,
         "reconnects": reader.reconnects,
         "latency_ms": stats.summary(),
     }

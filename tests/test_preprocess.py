@@ -97,7 +97,7 @@ def test_video_range_luma_is_expanded_on_the_crops_only() -> None:
 def test_frame_luma_reports_video_range_without_touching_the_plane() -> None:
     import av
 
-    from fer_edge.daemon.ingest import frame_luma
+    from fer_edge.daemon.decode import frame_luma
 
     rgb = np.full((16, 16, 3), 255, np.uint8)
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")

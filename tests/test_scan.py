@@ -171,3 +171,52 @@ def test_a_person_walking_with_a_body_is_followed_without_searching_the_body() -
         assert sum(n == 1 for n in found) >= len(frames) - 1, found  # the face, every tick or all but one
         searched[people] = len(counting.regions)
     assert searched[True] * 3 <= searched[False], searched
+
+
+def _rain(sprites: list[Sprite], t: int, drops: int = 5) -> np.ndarray:
+    """A frame with fresh streaks of rain at ``drops`` random places (new ones every tick)."""
+    import cv2
+
+    gray = frame(sprites, 0)
+    rng = np.random.default_rng(t)
+    for _ in range(drops):
+        x, y = int(rng.integers(0, WIDTH - 20)), int(rng.integers(0, HEIGHT - 60))
+        cv2.line(gray, (x, y), (x + 6, y + 40), 255, 2)
+    return gray
+
+
+def _searches_per_tick(budget_ms: float, ticks: int) -> tuple[list[int], ScanPlanner]:
+    detector = create_detector(DetectorConfig(search_budget_ms=budget_ms))
+    counting = _CountingSearch(detector)
+    detector.search = counting  # type: ignore[method-assign]
+    planner = ScanPlanner(detector, full_scan_every=100)
+    planner.find(_rain([], 0))  # the first tick scans the whole frame
+    counts = []
+    for t in range(1, ticks + 1):
+        before = len(counting.regions)
+        planner.find(_rain([], t))
+        counts.append(len(counting.regions) - before)
+    return counts, planner
+
+
+def test_the_search_budget_caps_a_ticks_search_of_rain() -> None:
+    unbounded, planner = _searches_per_tick(0.0, 3)
+    assert min(unbounded) >= 5 and planner.stats.deferred == 0  # every streak's area, every tick
+    capped, planner = _searches_per_tick(0.001, 3)  # spent by the first search
+    assert capped == [1, 1, 1] and planner.stats.deferred > 0
+
+
+def test_areas_the_budget_left_are_searched_on_the_next_ticks() -> None:
+    """A face that walks in during rain, in an area the budget could not reach that tick, is
+    found from the areas carried over, once the rain stops and the face stands still."""
+    planner = ScanPlanner(create_detector(DetectorConfig(search_budget_ms=0.001)), full_scan_every=100)
+    planner.find(_rain([], 0))
+    newcomer = [Sprite(scale=1.0, x=900, y=420)]
+    planner.find(_rain([], 1))
+    planner.find(_rain(newcomer, 2))  # it arrives among a tick's worth of fresh streaks
+    found_on = None
+    for t in range(3, 40):
+        if found_all(planner.find(frame(newcomer, 0)), newcomer, 0):
+            found_on = t
+            break
+    assert found_on is not None and planner.stats.full == 1  # no whole-frame scan needed
