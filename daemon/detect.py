@@ -40,10 +40,8 @@ from fer_edge.runtime import find_runtime
 logger = logging.getLogger(__name__)
 
 DETECTORS_DIR = "models/detectors"
-# Haar: known faces are re-detected at this size (the cascade's window is 24) ...
-REGION_FACE_PX = 48
-# ... searching sizes from/to these multiples of the last one
-REGION_SIZES = (0.8, 1.25)
+REGION_FACE_PX = 48  # Haar: known faces are re-detected at this size (the cascade's window is 24)
+REGION_SIZES = (0.8, 1.25)  # ... searching sizes from/to these multiples of the last one
 # BlazeFace: the least short-range score worth pooling (the pooled score decides)
 REFINE_FLOOR = 0.05
 
@@ -110,9 +108,8 @@ class FaceDetector(ABC):
         """The face last seen at ``last``, if it is still near there (at most one box side away)."""
 
     def confirm(self, gray: np.ndarray, expected: Box, strict: bool = False) -> list[Detection]:
-        """The face expected at ``expected``, by the cheapest look the detector has there; nothing
-        if it is not there. ``strict``: ``expected`` is where a face is predicted to be, not where
-        it was seen, so the look needs a new face's evidence. Default: :meth:`redetect`."""
+        """The face expected at ``expected`` by the cheapest look there, or nothing. ``strict``: it is
+        predicted there, never seen, so it needs a new face's evidence. Default: :meth:`redetect`."""
         return self.redetect(gray, expected)
 
     # boxes may come out this much smaller than the smallest face searched (a detector's box
