@@ -78,6 +78,7 @@ class CameraReader(threading.Thread):
         self.sampler = TickSampler(config.interval_s)
         self.reconnects = 0
         self.overtaken = 0  # tick frames replaced by a newer one before analysis took them
+        self.undecodable = 0  # pending key frames whose decoder had gone (a reconnect) or that failed
         self.last_frame_monotonic = 0.0  # the last packet received: a stream that sends is alive
 
     # -- public -----------------------------------------------------------------------------
@@ -92,8 +93,9 @@ class CameraReader(threading.Thread):
     @property
     def missed_ticks(self) -> int:
         """Seconds of stream time that gave no result: no decoded frame stood for them, or
-        analysis fell behind and a newer tick frame replaced one not yet analysed."""
-        return self.sampler.missed + self.overtaken
+        analysis fell behind and a newer tick frame replaced one not yet analysed, or a key frame
+        kept for analysis could not be decoded when it was taken."""
+        return self.sampler.missed + self.overtaken + self.undecodable
 
     def take(self) -> Frame | None:
         """The tick frame decoded since the last call, converted to gray, or None."""
@@ -105,6 +107,7 @@ class CameraReader(threading.Thread):
         if isinstance(frame, PendingKeyFrame):
             decoded = frame.decode()
             if decoded is None:
+                self.undecodable += 1
                 return None
             frame, decode_ms = decoded
             with self._lock:
