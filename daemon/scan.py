@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow
+from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow, tile_grid
 from fer_edge.preprocess import Box
 
 THUMB_DIVISOR = 8  # thumbnail side = frame side / 8: noise averages over 64 pixels
@@ -65,6 +65,7 @@ class ScanStats:
     kept: int = 0  # known faces kept without a search because nothing changed around them
     lost: int = 0  # known faces not found again near their last box
     deferred: int = 0  # moved areas left for the next tick by the search budget
+    weather: int = 0  # ticks that moved nearly everywhere right after one that did (rain, a pan)
 
 
 def person_region(face: Box, width: int, height: int) -> Box:
@@ -114,6 +115,14 @@ def thumbnail(gray: np.ndarray) -> np.ndarray:
     thumb_size = (max(1, width // THUMB_DIVISOR), max(1, height // THUMB_DIVISOR))
     half = cv2.resize(gray, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_LINEAR)
     return cv2.resize(half, thumb_size, interpolation=cv2.INTER_AREA)
+
+
+def _frame_parts(width: int, height: int) -> list[Box]:
+    """The whole frame as overlapping squares half its height a side (eight for 16:9), searched a
+    few a tick when everything moves; neighbours share a quarter side, so a face up to that size
+    lies whole inside one."""
+    side = max(1, height // 2)
+    return tile_grid((0, 0, width, height), side, side // 4)
 
 
 def changed_pixels(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -184,6 +193,7 @@ class ScanPlanner:
         self._full_thumb: np.ndarray | None = None  # the thumbnail at the last whole-frame look
         self._since_full = 0
         self._carried: list[Box] = []  # moved areas the last tick's search budget left
+        self._moved_everywhere = False  # the last tick's motion covered most of the frame
         self.scene_changed = False
 
     def find(self, gray: np.ndarray) -> list[Detection]:
@@ -204,9 +214,19 @@ class ScanPlanner:
         were = self._people(self._last, width, height)  # where the known faces' people were
         moving = motion_boxes(changed, known + were, grow_px)
         if _area(moving) > MOTION_FULL_FRACTION * width * height:
+            if self._moved_everywhere:
+                # the tick before moved nearly everywhere too: not a cut but rain, foliage or a
+                # pan. Known faces are followed, and the frame is searched a part at a time
+                # within the budget, the parts left first next tick, instead of whole every tick
+                self.stats.weather += 1
+                return self._settle(
+                    gray, _frame_parts(width, height), self._follow_known(gray, changed, known)
+                )
+            self._moved_everywhere = True
             self.scene_changed = True
             self.stats.scene_changes += 1
             return self._full(gray, thumb, fresh=True)
+        self._moved_everywhere = False
         stale: list[Box] = []
         refreshing = self._since_full + 1 >= self.full_scan_every
         if refreshing:
@@ -320,7 +340,7 @@ class ScanPlanner:
         this tick's budget (``search_budget_ms``) leaves waits for the next."""
         height, width = gray.shape[:2]
         fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
-        todo, self._carried = [*self._carried, *fresh], []
+        todo, self._carried = list(dict.fromkeys([*self._carried, *fresh])), []
         budget_ms = getattr(self.detector.config, "search_budget_ms", 0.0)
         start = time.perf_counter()
         for index, region in enumerate(todo):

@@ -33,6 +33,7 @@ def camera_stats(
         "full_scans": scans.full,
         "scene_changes": scans.scene_changes,
         "searches_deferred": scans.deferred,
+        "weather_ticks": scans.weather,
         "reconnects": reader.reconnects,
         "latency_ms": stats.summary(),
     }

@@ -220,3 +220,22 @@ def test_areas_the_budget_left_are_searched_on_the_next_ticks() -> None:
             found_on = t
             break
     assert found_on is not None and planner.stats.full == 1  # no whole-frame scan needed
+
+
+def test_rain_everywhere_is_searched_a_part_at_a_time_not_scanned_whole_every_tick() -> None:
+    """Motion over most of the frame once is a cut (scan it whole); tick after tick it is rain,
+    foliage or a pan: the known face is followed and the frame searched a few parts a tick."""
+    detector = create_detector(DetectorConfig(search_budget_ms=0.001))
+    counting = _CountingSearch(detector)
+    detector.search = counting  # type: ignore[method-assign]
+    planner = ScanPlanner(detector, full_scan_every=100)
+    assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
+    searched = []
+    for t in range(1, 7):
+        before = len(counting.regions)
+        assert found_all(planner.find(_rain(STILL, t, drops=120)), STILL, 0), t
+        searched.append(len(counting.regions) - before)
+    assert planner.stats.scene_changes == 1 and planner.stats.full == 2  # the first rainy tick
+    assert planner.stats.weather == 5 and max(searched[1:]) <= 2, searched  # then a part a tick
+    parts = {r for r in counting.regions if r[2] == r[3] == HEIGHT // 2}
+    assert len(parts) >= 4  # the parts taken in turn, not the same one again
