@@ -103,6 +103,10 @@ def _covered(region: Box, people: list[Box], share: float = 0.9) -> bool:
     return inside >= share * w * h > 0
 
 
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 def _area(boxes: list[Box]) -> int:
     return sum(w * h for _x, _y, w, h in boxes)
 
@@ -214,10 +218,11 @@ class ScanPlanner:
         were = self._people(self._last, width, height)  # where the known faces' people were
         moving = motion_boxes(changed, known + were, grow_px)
         if _area(moving) > MOTION_FULL_FRACTION * width * height:
-            if self._moved_everywhere:
+            if self._moved_everywhere and self._budget_ms():
                 # the tick before moved nearly everywhere too: not a cut but rain, foliage or a
                 # pan. Known faces are followed, and the frame is searched a part at a time
                 # within the budget, the parts left first next tick, instead of whole every tick
+                # (without a budget, a whole-frame scan is the cheaper way to search it all)
                 self.stats.weather += 1
                 return self._settle(
                     gray, _frame_parts(width, height), self._follow_known(gray, changed, known)
@@ -340,8 +345,12 @@ class ScanPlanner:
         this tick's budget (``search_budget_ms``) leaves waits for the next."""
         height, width = gray.shape[:2]
         fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
-        todo, self._carried = list(dict.fromkeys([*self._carried, *fresh])), []
-        budget_ms = getattr(self.detector.config, "search_budget_ms", 0.0)
+        # an area left last tick that moved again is searched as this tick's own area; the
+        # frame's parts (rain) recur as the same boxes, so the ones left keep their turn
+        again = set(fresh)
+        carried = [c for c in self._carried if c in again or not any(_overlap(c, f) for f in fresh)]
+        todo, self._carried = list(dict.fromkeys([*carried, *fresh])), []
+        budget_ms = self._budget_ms()
         start = time.perf_counter()
         for index, region in enumerate(todo):
             if budget_ms and index and (time.perf_counter() - start) * 1000.0 >= budget_ms:
@@ -356,6 +365,9 @@ class ScanPlanner:
                 found.extend(self.detector.search(gray, region, larger))
                 continue
             found.extend(self.detector.search(gray, region))
+
+    def _budget_ms(self) -> float:
+        return float(getattr(self.detector.config, "search_budget_ms", 0.0))
 
     def _people(self, faces: list[Detection], width: int, height: int) -> list[Box]:
         return [person_region(d.box, width, height) for d in faces] if self.people else []
