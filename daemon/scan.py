@@ -26,6 +26,11 @@ arrived without moving between two ticks (a slow walker, a head turning): the lo
 everything that changed since the last whole-frame look (or the whole frame, if most of it
 did); what did not change would get the same answer as then. This is how NVRs spend an object
 detector's budget: on motion and tracked regions, not on every pixel of every frame.
+
+The search of what moved has a budget (``search_budget_ms``): areas it did not reach are
+searched first next tick, unless they moved again (then they are this tick's own). Most of the
+frame moving tick after tick is not a cut but rain, foliage or a pan: the known faces are
+followed and the frame is searched a few parts a tick within the budget.
 """
 
 from __future__ import annotations
