@@ -37,14 +37,7 @@ def test_quickstart_on_debians_system_python(tmp_path: Path) -> None:
     clone = _copy_of_the_project(tmp_path / "fer-edge")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["PYTHON"] = str(SYSTEM_PYTHON)
-    proc = subprocess.run(
-        ["bash", "deploy/quickstart.sh", "--duration", "6"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    proc = _run(["bash", "deploy/quickstart.sh", "--duration", "6"], clone, env, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (clone / ".venv" / "bin" / "python").exists()
     documents = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -55,14 +48,9 @@ def test_quickstart_on_debians_system_python(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     _every_command_works_or_names_its_extra(clone, tmp_path, env, {"device"})
 
-    added = subprocess.run(
-        [str(clone / ".venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "-e", ".[device,train]"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
+    python = str(clone / ".venv" / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "--quiet", "-e", ".[device,train]"]
+    added = _run(pip, clone, env, timeout=1200)
     assert added.returncode == 0, added.stderr[-3000:]
     _every_command_works_or_names_its_extra(clone, tmp_path, env, {"device", "train"})
 
@@ -73,11 +61,11 @@ def _every_command_works_or_names_its_extra(
     fer_edge = str(clone / ".venv" / "bin" / "fer-edge")
     face = clone / "fer_edge" / "assets" / "face.jpg"
     for argv in [["predict", str(face)], ["--help"], *([c, "--help"] for c in COMMANDS)]:
-        out = _run(fer_edge, argv, tmp_path, env)
+        out = _run([fer_edge, *argv], tmp_path, env)
         assert out.returncode == 0, (argv, out.stderr[-1000:])
     for extra, commands in _extra_commands(tmp_path, face).items():
         for argv in commands:
-            out = _run(fer_edge, argv, tmp_path, env)
+            out = _run([fer_edge, *argv], tmp_path, env)
             lines = [line for line in out.stderr.splitlines() if line.strip()]
             if extra in installed:
                 # past the extra's check, into the command itself: its missing input is named
@@ -115,8 +103,10 @@ def _copy_of_the_project(clone: Path) -> Path:
     return clone
 
 
-def _run(fer_edge: str, argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([fer_edge, *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+def _run(
+    argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _extra_commands(tmp_path: Path, face: Path) -> dict[str, list[list[str]]]:
