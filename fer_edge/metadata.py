@@ -34,6 +34,9 @@ class ModelMetadata:
     # Scores are softmax(log p / temperature): fitted so a score matches the share of taggers who
     # would choose that class (fer_edge.scores); 1.0 leaves the model's softmax as it is.
     temperature: float = 1.0
+    # Per-class log offsets added before the temperature (a prior shift, fer_edge.scores); empty
+    # leaves the model's ranking as it is.
+    score_bias: list[float] = field(default_factory=list)
     arch: str = "unknown"
     quantization: dict[str, Any] = field(default_factory=lambda: {"mode": "float32"})
     training: dict[str, Any] = field(default_factory=dict)
@@ -149,6 +152,9 @@ def _check_types(meta: ModelMetadata, path: Path) -> None:
         and all(number(v) for v in meta.normalization.values()),
         "crop_margin": number(meta.crop_margin),
         "temperature": number(meta.temperature) and meta.temperature > 0,
+        "score_bias": isinstance(meta.score_bias, list)
+        and all(number(v) for v in meta.score_bias)
+        and len(meta.score_bias) in (0, len(meta.labels) if isinstance(meta.labels, list) else 0),
         "quantization": isinstance(meta.quantization, dict),
         "training": isinstance(meta.training, dict),
         "metrics": isinstance(meta.metrics, dict),

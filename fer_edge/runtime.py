@@ -18,7 +18,7 @@ import numpy as np
 
 from fer_edge.errors import EXIT_UNAVAILABLE, DataError, FerEdgeError, MissingInputError
 from fer_edge.metadata import ModelMetadata, load_metadata
-from fer_edge.scores import apply_temperature
+from fer_edge.scores import rescale_scores
 
 logger = logging.getLogger(__name__)
 
@@ -202,4 +202,4 @@ class EmotionModel:
             self._interpreter.set_tensor(self._input["index"], self._quantize(chunk))
             self._interpreter.invoke()
             outputs.append(self._dequantize(self._interpreter.get_tensor(self._output["index"])))
-        return apply_temperature(np.concatenate(outputs), self.metadata.temperature)
+        return rescale_scores(np.concatenate(outputs), self.metadata.temperature, self.metadata.score_bias)

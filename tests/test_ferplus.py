@@ -214,3 +214,97 @@ def test_a_bad_temperature_in_metadata_is_one_line_naming_it(
     copy.with_suffix(".json").write_text(json.dumps({**meta, "temperature": bad}))
     with pytest.raises(DataError, match="temperature"):
         EmotionModel(copy)
+
+
+def _posteriors(n: int, prior: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Faces' true class posteriors around ``prior``, and labels drawn from them."""
+    rng = np.random.default_rng(seed)
+    logits = np.log(prior) + 2.0 * rng.standard_normal((n, len(prior)))
+    posterior = np.exp(logits - logits.max(axis=1, keepdims=True))
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(len(prior), p=row) for row in posterior])
+    return posterior.astype(np.float32), y
+
+
+PRIOR = np.array([0.09, 0.02, 0.05, 0.26, 0.15, 0.12, 0.31])
+
+
+def test_a_prior_shift_undoes_what_class_weights_did_and_leaves_an_honest_model_alone() -> None:
+    from fer_edge.scores import choose_prior_strength, prior_bias, rescale_scores
+
+    posterior, y = _posteriors(8000, PRIOR, seed=3)
+    weighted = posterior * PRIOR**-0.5  # what square-root balanced class weights teach a model
+    weighted /= weighted.sum(axis=1, keepdims=True)
+    choice = choose_prior_strength(weighted, y, LABELS, PRIOR)
+    assert choice["strength"] > 0.2
+    assert choice["chosen"]["accuracy"] > choice["unshifted"]["accuracy"] + 0.01
+    assert choice["chosen"]["macro_f1"] >= choice["unshifted"]["macro_f1"]
+    honest = choose_prior_strength(posterior, y, LABELS, PRIOR)
+    assert abs(honest["strength"]) <= 0.1
+    # the bias is centred log-prior times the strength, and rescaling keeps rows summing to 1
+    bias = prior_bias(PRIOR, 0.5)
+    assert sum(bias) == pytest.approx(0.0, abs=1e-3) and bias[1] < bias[3]
+    shifted = rescale_scores(weighted[:50], 1.0, bias)
+    np.testing.assert_allclose(shifted.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(shifted, posterior[:50], atol=1e-3)  # 0.5 undoes the weights exactly
+
+
+def test_calibrate_refits_a_tflite_models_scores_without_converting_it(
+    votes_model: Path, ferplus_csv: Path, tmp_path: Path
+) -> None:
+    from fer_edge.runtime import EmotionModel
+    from fer_edge.scores import rescale_scores
+    from fer_edge.training.data import select_classes
+
+    quantised = tmp_path / "q.tflite"
+    assert calibrate_cli(votes_model, ferplus_csv, "int8", quantised, "--calibration-size", "70") == 0
+    rescored = tmp_path / "rescored.tflite"
+    base = ["-q", "calibrate", "--model", str(quantised), "--data", str(ferplus_csv), "--cache-dir", "none"]
+    assert main([*base, "--out", str(rescored), "--prior-shift", "0.5"]) == 0
+    assert rescored.read_bytes() == quantised.read_bytes()  # the same flatbuffer
+    meta = json.loads(rescored.with_suffix(".json").read_text())
+    shift = meta["quantization"]["prior_shift"]
+    assert shift["strength"] == 0.5 and len(meta["score_bias"]) == len(LABELS)
+    assert meta["quantization"]["mode"] == "int8" and "score_temperature" in meta["quantization"]
+    # the runtime applies the stored shift and temperature to every score it returns
+    model = EmotionModel(rescored)
+    faces, _ = select_classes(load_dataset(ferplus_csv).splits["PublicTest"], LABELS)
+    x = faces[:40, :, :, None].astype(np.float32)
+    scored = model.predict(x)
+    model.metadata.temperature, model.metadata.score_bias = 1.0, []
+    expected = rescale_scores(model.predict(x), meta["temperature"], meta["score_bias"])
+    np.testing.assert_allclose(scored, expected, atol=1e-6)
+    # auto: the rule's choice on the selection split, with the figures behind it
+    auto = tmp_path / "auto.tflite"
+    assert main([*base, "--out", str(auto)]) == 0
+    chosen = json.loads(auto.with_suffix(".json").read_text())["quantization"]["prior_shift"]
+    assert chosen["chosen_on"] == "PublicTest"
+    assert chosen["chosen"]["macro_f1"] >= chosen["unshifted"]["macro_f1"]
+    assert chosen["chosen"]["accuracy"] >= chosen["unshifted"]["accuracy"]
+
+
+@pytest.mark.parametrize(("extra", "exit_code"), [(["--prior-shift", "hot"], 2), (["--mode", "float16"], 2)])
+def test_calibrate_of_a_tflite_refuses_a_bad_shift_or_another_mode(
+    int8_model: Path, ferplus_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    extra: list[str], exit_code: int,
+) -> None:  # fmt: skip
+    out = tmp_path / "m.tflite"
+    argv = ["calibrate", "--model", str(int8_model), "--data", str(ferplus_csv), "--out", str(out)]
+    assert main([*argv, "--cache-dir", "none", *extra]) == exit_code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("prior-shift" in err or "already quantised (int8)" in err)
+    assert not out.exists()
+
+
+def test_a_score_bias_of_the_wrong_length_is_one_line_naming_it(int8_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from fer_edge.errors import DataError
+    from fer_edge.runtime import EmotionModel
+
+    copy = tmp_path / "m.tflite"
+    shutil.copy(int8_model, copy)
+    meta = json.loads(int8_model.with_suffix(".json").read_text())
+    copy.with_suffix(".json").write_text(json.dumps({**meta, "score_bias": [0.1, 0.2]}))
+    with pytest.raises(DataError, match="score_bias"):
+        EmotionModel(copy)

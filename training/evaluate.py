@@ -18,7 +18,7 @@ from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.metrics import classification_report
 from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from fer_edge.scores import agreement_report, apply_temperature
+from fer_edge.scores import agreement_report, rescale_scores
 from fer_edge.training.data import Split, select_classes_with_targets
 from fer_edge.training.ferplus import UNSCORED, majority_labels, relabel
 from fer_edge.training.robustness import CONDITIONS
@@ -51,7 +51,7 @@ class KerasClassifier:
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         probs = np.asarray(self.model.predict(faces, batch_size=256, verbose=0))
-        return apply_temperature(probs, self.metadata.temperature)
+        return rescale_scores(probs, self.metadata.temperature, self.metadata.score_bias)
 
 
 def load_classifier(path: str | Path, options: RuntimeOptions | None = None) -> Classifier:
