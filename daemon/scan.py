@@ -108,6 +108,21 @@ def _covered(region: Box, people: list[Box], share: float = 0.9) -> bool:
     return inside >= share * w * h > 0
 
 
+def _lost_within_reach(region: Box, lost: list[Box]) -> Box | None:
+    """The lost face nearest ``region`` that could have moved into it in a tick (within
+    :data:`FOLLOW_REACH` of its widths) and that it is large enough to hold; None if none."""
+    x, y, w, h = region
+    best, nearest = None, None
+    for face in lost:
+        fx, fy = face[0] + face[2] / 2, face[1] + face[3] / 2
+        dx, dy = max(x - fx, 0, fx - x - w), max(y - fy, 0, fy - y - h)  # to the region's edge
+        distance = (dx * dx + dy * dy) ** 0.5
+        fits = min(w, h) >= SAME_SIZE[0] * min(face[2], face[3])
+        if fits and distance <= FOLLOW_REACH * face[2] and (nearest is None or distance < nearest):
+            best, nearest = face, distance
+    return best
+
+
 def _overlap(a: Box, b: Box) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
@@ -175,11 +190,13 @@ def motion_boxes(changed: np.ndarray, known: list[Box], grow_px: int) -> list[Bo
 
 @dataclass
 class Followed:
-    """The known faces after this tick's look for them: found ones (with the move each made) and
-    whether a lost one was inside another person's region, where their motion hides it."""
+    """The known faces after this tick's look for them: found ones (with the move each made), the
+    last boxes of those not found again, and whether a lost one was inside another person's
+    region, where their motion hides it."""
 
     found: list[Detection] = field(default_factory=list)
     moves: list[tuple[float, float]] = field(default_factory=list)
+    lost: list[Box] = field(default_factory=list)
     hidden: bool = False
 
 
@@ -293,6 +310,7 @@ class ScanPlanner:
             followed.moves.extend(_move(last.box, d.box) for d in again)
             if not again:
                 self.stats.lost += 1
+                followed.lost.append(last.box)
                 others = [person_region(d.box, width, height) for d in self._last if d is not last]
                 followed.hidden = followed.hidden or _covered(last.box, others, share=0.25)
         return followed
@@ -303,7 +321,7 @@ class ScanPlanner:
         its move, from the nearest last face, predicts where to look next tick."""
         found, moves = followed.found, followed.moves
         count = len(found)
-        self._search_motion(gray, moving, found, thorough=followed.hidden)
+        self._search_motion(gray, moving, found, followed.lost, thorough=followed.hidden)
         moves.extend(self._nearest_move(d.box) for d in found[count:])
         kept = dedupe(found)
         self._velocity = [moves[found.index(d)] for d in kept]
@@ -340,14 +358,22 @@ class ScanPlanner:
         return move
 
     def _search_motion(
-        self, gray: np.ndarray, moving: list[Box], found: list[Detection], thorough: bool = False
+        self,
+        gray: np.ndarray,
+        moving: list[Box],
+        found: list[Detection],
+        lost: list[Box],
+        thorough: bool = False,
     ) -> None:
         """Search what moved, head first: a person in motion is a tall region with the head on
         top, so a tall region's top square is searched first. What lies within the person of a
         face found is that person's body, or the head of someone nearer (larger) passing in
         front: it is searched only for faces larger than that face, which costs a few large
-        tiles instead of many small ones. Areas the last tick's budget left come first; what
-        this tick's budget (``search_budget_ms``) leaves waits for the next."""
+        tiles instead of many small ones. Motion within reach of a face lost this tick is most
+        likely that face gone farther than its look (a walker turning back): it is searched
+        first for faces of about its size or larger, and when that finds one, the rest of the
+        region is that face's person. Areas the last tick's budget left come first; what this
+        tick's budget (``search_budget_ms``) leaves waits for the next."""
         height, width = gray.shape[:2]
         fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
         # an area left last tick that moved again is searched as this tick's own area; the
@@ -369,6 +395,13 @@ class ScanPlanner:
                     continue  # too small to hold a face larger than its person's
                 found.extend(self.detector.search(gray, region, larger))
                 continue
+            gone = None if thorough else _lost_within_reach(region, lost)
+            if gone is not None:
+                again = self.detector.search(gray, region, round(SAME_SIZE[0] * min(gone[2], gone[3])))
+                if again:
+                    lost.remove(gone)
+                    found.extend(again)
+                    continue
             found.extend(self.detector.search(gray, region))
 
     def _budget_ms(self) -> float:

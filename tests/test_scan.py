@@ -146,12 +146,16 @@ class _CountingSearch:
 
     def __init__(self, detector: object) -> None:
         self.real, self.regions = detector.search, []  # type: ignore[attr-defined]
+        self.finders: list[int | None] = []  # the smallest face size of each search that found one
 
     def __call__(
         self, gray: np.ndarray, region: tuple[int, int, int, int], min_face: int | None = None
     ) -> list:
         self.regions.append(region)
-        return self.real(gray, region, min_face)
+        found = self.real(gray, region, min_face)
+        if found:
+            self.finders.append(min_face)
+        return found
 
 
 def test_a_person_walking_with_a_body_is_followed_without_searching_the_body() -> None:
@@ -171,6 +175,24 @@ def test_a_person_walking_with_a_body_is_followed_without_searching_the_body() -
         assert sum(n == 1 for n in found) >= len(frames) - 1, found  # the face, every tick or all but one
         searched[people] = len(counting.regions)
     assert searched[True] * 3 <= searched[False], searched
+
+
+def test_a_walker_turning_back_is_found_by_a_search_for_faces_of_its_size() -> None:
+    """A walker who turns at the frame's edge is not where its last move predicts, nor near its
+    last box: the motion where it went is searched for faces of about its size first, not for
+    faces of every size from the smallest."""
+    from fer_edge.bench.walkers import Walker, walker_frames
+
+    frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 14, 1280, 720, fps=1)]
+    detector = create_detector(DetectorConfig())
+    counting = _CountingSearch(detector)
+    detector.search = counting  # type: ignore[method-assign]
+    planner = ScanPlanner(detector, full_scan_every=30)
+    found = [len(planner.find(gray)) for gray in frames]
+    assert found == [1] * len(frames), found
+    assert planner.stats.lost >= 2  # it turned (and was lost to its look) at least twice
+    assert counting.finders[0] is None  # the first tick's whole-frame scan
+    assert None not in counting.finders[1:], counting.finders
 
 
 def _rain(sprites: list[Sprite], t: int, drops: int = 5) -> np.ndarray:
