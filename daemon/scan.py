@@ -5,8 +5,10 @@ cascade over a 640-wide frame is ~20 ms; decoding a 1080p key frame ~25 ms). Bet
 face moves at most a box side or so, and a face that was not there before arrives by moving.
 So a tick only searches:
 
-* around each known face's last box, at its size (the detector's ``redetect``), unless nothing
-  changed there at all (a seated person), in which case the face is where it was;
+* where each known face's last move says it is now, or the same move backwards (a walker who
+  turned), with one close look each, then around its last box, at its size (the detector's
+  ``redetect``), unless nothing changed there at all (a seated person), in which case the face
+  is where it was;
 * around what moved elsewhere since the last tick (someone walking in), for faces of any size;
   motion around and below where a known face is now is that person moving (hair, shoulders,
   arms, a body walking: a person is a head over a body, ``PERSON_*`` face sides wide and down
@@ -38,15 +40,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow, tile_grid
+from fer_edge.daemon.motion import THUMB_DIVISOR, changed_pixels, motion_boxes, region_moved, thumbnail
 from fer_edge.preprocess import Box
 
-THUMB_DIVISOR = 8  # thumbnail side = frame side / 8: noise averages over 64 pixels
-MOTION_LEVEL = 12  # luma levels a thumbnail pixel must change by to count as motion
-MOTION_MIN_PIXELS = 2  # changed thumbnail pixels (each 8x8 source pixels) that make a motion region
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
 REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on every side
 # a known face's person: 1.5 face sides either side (shoulders, swinging arms) from the face's top
@@ -131,61 +130,12 @@ def _area(boxes: list[Box]) -> int:
     return sum(w * h for _x, _y, w, h in boxes)
 
 
-def thumbnail(gray: np.ndarray) -> np.ndarray:
-    """The 1/``THUMB_DIVISOR`` luma thumbnail motion is judged on: a 2x bilinear step (an exact
-    2x2 mean) then an area step, the same 64-pixel average as one INTER_AREA pass at under half
-    its cost (~0.3 ms for 1080p)."""
-    height, width = gray.shape[:2]
-    thumb_size = (max(1, width // THUMB_DIVISOR), max(1, height // THUMB_DIVISOR))
-    half = cv2.resize(gray, (max(1, width // 2), max(1, height // 2)), interpolation=cv2.INTER_LINEAR)
-    return cv2.resize(half, thumb_size, interpolation=cv2.INTER_AREA)
-
-
 def _frame_parts(width: int, height: int) -> list[Box]:
     """The whole frame as overlapping squares half its height a side (eight for 16:9), searched a
     few a tick when everything moves; neighbours share a quarter side, so a face up to that size
     lies whole inside one."""
     side = max(1, height // 2)
     return tile_grid((0, 0, width, height), side, side // 4)
-
-
-def changed_pixels(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-    """Thumbnail pixels (uint8 0/1) whose luma moved by at least ``MOTION_LEVEL``."""
-    return (cv2.absdiff(current, previous) >= MOTION_LEVEL).astype(np.uint8)
-
-
-def _thumb_slice(box: Box) -> tuple[slice, slice]:
-    x, y, w, h = box
-    return (
-        slice(y // THUMB_DIVISOR, (y + h) // THUMB_DIVISOR + 1),
-        slice(x // THUMB_DIVISOR, (x + w) // THUMB_DIVISOR + 1),
-    )
-
-
-def region_moved(changed: np.ndarray, region: Box) -> bool:
-    """Whether anything changed inside ``region`` (source pixels)."""
-    return int(np.count_nonzero(changed[_thumb_slice(region)])) >= MOTION_MIN_PIXELS
-
-
-def motion_boxes(changed: np.ndarray, known: list[Box], grow_px: int) -> list[Box]:
-    """Boxes (in source pixels) around changed thumbnail pixels outside the ``known`` regions."""
-    changed = changed.copy()
-    for region in known:
-        changed[_thumb_slice(region)] = 0
-    if int(np.count_nonzero(changed)) < MOTION_MIN_PIXELS:
-        return []
-    changed = cv2.dilate(changed, np.ones((3, 3), np.uint8))
-    count, _labels, stats, _centroids = cv2.connectedComponentsWithStats(changed, connectivity=8)
-    height, width = changed.shape[0] * THUMB_DIVISOR, changed.shape[1] * THUMB_DIVISOR
-    boxes = []
-    for x, y, w, h, area in stats[1:count]:
-        if area >= MOTION_MIN_PIXELS:
-            bx, by = int(x) * THUMB_DIVISOR, int(y) * THUMB_DIVISOR
-            bw, bh = int(w) * THUMB_DIVISOR, int(h) * THUMB_DIVISOR
-            x0, y0 = max(0, bx - grow_px), max(0, by - grow_px)
-            x1, y1 = min(width, bx + bw + grow_px), min(height, by + bh + grow_px)
-            boxes.append((x0, y0, x1 - x0, y1 - y0))
-    return boxes
 
 
 @dataclass
@@ -332,20 +282,29 @@ class ScanPlanner:
 
     def _follow(self, gray: np.ndarray, last: Box, velocity: tuple[float, float]) -> list[Detection]:
         """A known face that moved: first where its last move says it is now (a walker covers
-        several face widths a second, beyond a look around its last box), then around its last box."""
+        several face widths a second, beyond a look around its last box), then where the same
+        move backwards says (a walker who turned back: at a counter, an aisle's end, the edge
+        of the view), then around its last box. The two predicted looks are single close looks,
+        a few ms each; finding the face by searching the motion instead costs 30-40 ms at 1080p."""
         if velocity != (0.0, 0.0):
-            height, width = gray.shape[:2]
-            x, y, w, h = last
-            px = min(max(0, round(x + velocity[0])), max(0, width - w))
-            py = min(max(0, round(y + velocity[1])), max(0, height - h))
-            ahead = [
-                d
-                for d in self.detector.confirm(gray, (px, py, w, h), strict=True)
-                if SAME_SIZE[0] <= max(d.box[2], d.box[3]) / max(w, h, 1) <= SAME_SIZE[1]
-            ]
-            if ahead:
-                return ahead
+            for sign in (1.0, -1.0):
+                ahead = self._look_at(gray, last, sign * velocity[0], sign * velocity[1])
+                if ahead:
+                    return ahead
         return self.detector.redetect(gray, last)
+
+    def _look_at(self, gray: np.ndarray, last: Box, dx: float, dy: float) -> list[Detection]:
+        """The face of ``last``'s size at ``last`` moved by (dx, dy), with a new face's evidence
+        (a predicted place was never seen: a texture there must not pass for the face)."""
+        height, width = gray.shape[:2]
+        x, y, w, h = last
+        px = min(max(0, round(x + dx)), max(0, width - w))
+        py = min(max(0, round(y + dy)), max(0, height - h))
+        return [
+            d
+            for d in self.detector.confirm(gray, (px, py, w, h), strict=True)
+            if SAME_SIZE[0] <= max(d.box[2], d.box[3]) / max(w, h, 1) <= SAME_SIZE[1]
+        ]
 
     def _nearest_move(self, box: Box) -> tuple[float, float]:
         """The move from the last face nearest ``box`` (within a few face widths), or none."""

@@ -1,6 +1,7 @@
 """More cameras than the box can analyse: every camera gets an even share, stats and the log say
 so, and SIGTERM still ends the daemon within ``stop_timeout_s`` with nothing lost. Over real RTSP
-and mosquitto; the overload is made by asking one worker for ten results a second per camera."""
+and mosquitto; the overload is made by asking one worker for ten results a second per camera, each
+a whole-frame scan (``full_scan_every: 1``), so it stays an overload on a fast box."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def test_overload_is_logged_once_when_it_starts_and_once_when_it_ends(
 )
 def test_an_overloaded_box_shares_evenly_says_so_and_stops_in_time(tmp_path: Path, int8_model: Path) -> None:
     face = face_image()
-    frames = np.stack([render_frame(face, DEMO_SPRITES, i / 10, 640, 360) for i in range(40)])
+    frames = np.stack([render_frame(face, DEMO_SPRITES, i / 10, 960, 540) for i in range(40)])
     servers = [RtspServer(frames, tmp_path, 10, unshared=True) for _ in CAMERAS]
     state = tmp_path / "state"
     with Mosquitto(tmp_path) as broker:
@@ -72,7 +73,7 @@ def test_an_overloaded_box_shares_evenly_says_so_and_stops_in_time(tmp_path: Pat
         config.write_text(
             f"device_id: busy\nstate_dir: {state}\nanalysis_workers: 1\nstop_timeout_s: 10\nhttp: null\n"
             f"mqtt: {{host: 127.0.0.1, port: {broker.port}, discovery: false, stats_interval_s: 2}}\n"
-            f"model: {{path: {int8_model}}}\ncameras:\n{blocks}"
+            f"model: {{path: {int8_model}}}\ndetector: {{full_scan_every: 1}}\ncameras:\n{blocks}"
         )
         collector = MqttCollector(broker.port, "fer-edge/#")
         log = tmp_path / "daemon.log"

@@ -41,7 +41,9 @@ def test_bundled_model_is_the_default_and_ships_metadata() -> None:
     assert BUNDLED_MODEL.is_file() and BUNDLED_MODEL.stat().st_size <= 1_000_000
     meta = json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
     assert meta["quantization"]["mode"] == "int8" and len(meta["labels"]) == 7
-    assert "calibrate" in meta["command"] and "--mode int8" in meta["command"]
+    assert "calibrate" in meta["command"]  # its last step: quantised, or its scores fitted anew
+    quantized_by = meta["training"].get("quantize_command", meta["command"])
+    assert "calibrate" in quantized_by and "--mode int8" in quantized_by
 
 
 def test_predict_finds_the_astronaut_smiling(astronaut: Path, tmp_path: Path) -> None:

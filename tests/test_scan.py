@@ -12,7 +12,8 @@ import pytest
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.democlip import Sprite, face_boxes, face_image, render_frame
 from fer_edge.daemon.detect import Detection, create_detector
-from fer_edge.daemon.scan import ScanPlanner, grow, motion_boxes
+from fer_edge.daemon.motion import motion_boxes
+from fer_edge.daemon.scan import ScanPlanner, grow
 from fer_edge.daemon.track import iou
 from fer_edge.preprocess import to_gray
 
@@ -177,22 +178,41 @@ def test_a_person_walking_with_a_body_is_followed_without_searching_the_body() -
     assert searched[True] * 3 <= searched[False], searched
 
 
-def test_a_walker_turning_back_is_found_by_a_search_for_faces_of_its_size() -> None:
-    """A walker who turns at the frame's edge is not where its last move predicts, nor near its
-    last box: the motion where it went is searched for faces of about its size first, not for
-    faces of every size from the smallest."""
+def test_a_walker_turning_back_is_followed_by_a_look_not_a_search() -> None:
+    """A walker who turns at the frame's edge is not where its last move predicts: the same move
+    backwards is looked at next, so the face is not lost at a turn. Only its first move, made
+    before any move was known, needs a search after the first tick's whole-frame scan."""
     from fer_edge.bench.walkers import Walker, walker_frames
 
-    frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 14, 1280, 720, fps=1)]
+    frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 24, 1280, 720, fps=1)]
     detector = create_detector(DetectorConfig())
     counting = _CountingSearch(detector)
     detector.search = counting  # type: ignore[method-assign]
     planner = ScanPlanner(detector, full_scan_every=30)
-    found = [len(planner.find(gray)) for gray in frames]
-    assert found == [1] * len(frames), found
-    assert planner.stats.lost >= 2  # it turned (and was lost to its look) at least twice
-    assert counting.finders[0] is None  # the first tick's whole-frame scan
-    assert None not in counting.finders[1:], counting.finders
+    boxes = [[d.box for d in planner.find(gray)] for gray in frames]
+    assert all(len(b) == 1 for b in boxes), boxes
+    turns = sum(
+        (b[0][0] - a[0][0]) * (c[0][0] - b[0][0]) < 0
+        for a, b, c in zip(boxes, boxes[1:], boxes[2:], strict=False)
+    )
+    assert turns >= 2, boxes  # the walk turned back at least twice
+    assert planner.stats.lost == 1  # the first move, from a tick that knew no move
+    assert len(counting.finders) == 2 and counting.finders[0] is None, counting.finders
+
+
+def test_motion_near_a_lost_face_is_searched_for_faces_of_its_size_first() -> None:
+    """A face that jumped far (a late tick) is lost to the looks at and around its last box; the
+    motion where it went is searched first for faces of about its size, which finds it, not for
+    faces of every size."""
+    detector = create_detector(DetectorConfig())
+    counting = _CountingSearch(detector)
+    detector.search = counting  # type: ignore[method-assign]
+    planner = ScanPlanner(detector, full_scan_every=10)
+    assert found_all(planner.find(frame(STILL, 0)), STILL, 0)
+    moved = [Sprite(scale=1.2, x=700, y=330)]
+    assert found_all(planner.find(frame(moved, 1)), moved, 1)
+    assert planner.stats.lost == 1 and planner.stats.full == 1
+    assert len(counting.finders) == 2 and counting.finders[1] is not None, counting.finders
 
 
 def _rain(sprites: list[Sprite], t: int, drops: int = 5) -> np.ndarray:
