@@ -44,6 +44,7 @@ import numpy as np
 
 from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow, tile_grid
 from fer_edge.daemon.motion import THUMB_DIVISOR, changed_pixels, motion_boxes, region_moved, thumbnail
+from fer_edge.daemon.track import iou
 from fer_edge.preprocess import Box
 
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
@@ -56,6 +57,7 @@ NEARER = 1.1  # within a person's region, only faces this much larger than their
 MAX_CARRIED = 64  # moved areas a tick may leave to the next (the oldest wait longest)
 FOLLOW_REACH = 8.0  # face widths a face may move in a tick and still be the same face (a runner)
 SAME_SIZE = (0.75, 1.33)  # a face found where one was predicted is that face only at about its size
+TAKEN_IOU = 0.1  # a face found turned back that overlaps another face this much is that other's
 
 
 @dataclass
@@ -246,19 +248,37 @@ class ScanPlanner:
         return None if _area(stale) > MOTION_FULL_FRACTION * width * height else stale
 
     def _follow_known(self, gray: np.ndarray, changed: np.ndarray, known: list[Box]) -> Followed:
-        """Each known face where nothing changed around it stays; the others are followed."""
+        """Each known face where nothing changed around it stays; the others are followed: first
+        every one where its last move says it is now, then those not found there where the same
+        move backwards says (a walker who turned back: at a counter, an aisle's end, the edge of
+        the view), then around their last box. A predicted look is one close look, a few ms;
+        finding the face by searching the motion instead costs 30-40 ms at 1080p. A face the
+        backward look finds where another face is or was is that other person's (a crowd walking
+        both ways), so the forward looks all come first and it is not taken."""
         height, width = gray.shape[:2]
+        moved = [region_moved(changed, region) for region in known]
+        again: list[list[Detection]] = [
+            self._look_at(gray, last.box, *velocity) if here and velocity != (0.0, 0.0) else []
+            for here, last, velocity in zip(moved, self._last, self._velocity, strict=True)
+        ]
+        for i, (last, velocity) in enumerate(zip(self._last, self._velocity, strict=True)):
+            if not moved[i] or again[i]:
+                continue
+            taken = [d.box for j, d in enumerate(self._last) if j != i] + [d.box for g in again for d in g]
+            if velocity != (0.0, 0.0):
+                back = self._look_at(gray, last.box, -velocity[0], -velocity[1])
+                again[i] = [d for d in back if all(iou(d.box, t) <= TAKEN_IOU for t in taken)]
+            again[i] = again[i] or self.detector.redetect(gray, last.box)
         followed = Followed()
-        for region, last, velocity in zip(known, self._last, self._velocity, strict=True):
-            if not region_moved(changed, region):
+        for i, last in enumerate(self._last):
+            if not moved[i]:
                 followed.found.append(last)  # nothing changed around it: the face is where it was
                 followed.moves.append((0.0, 0.0))
                 self.stats.kept += 1
                 continue
-            again = self._follow(gray, last.box, velocity)
-            followed.found.extend(again)
-            followed.moves.extend(_move(last.box, d.box) for d in again)
-            if not again:
+            followed.found.extend(again[i])
+            followed.moves.extend(_move(last.box, d.box) for d in again[i])
+            if not again[i]:
                 self.stats.lost += 1
                 followed.lost.append(last.box)
                 others = [person_region(d.box, width, height) for d in self._last if d is not last]
@@ -279,19 +299,6 @@ class ScanPlanner:
         self._since_full += 1
         self._last = kept
         return kept
-
-    def _follow(self, gray: np.ndarray, last: Box, velocity: tuple[float, float]) -> list[Detection]:
-        """A known face that moved: first where its last move says it is now (a walker covers
-        several face widths a second, beyond a look around its last box), then where the same
-        move backwards says (a walker who turned back: at a counter, an aisle's end, the edge
-        of the view), then around its last box. The two predicted looks are single close looks,
-        a few ms each; finding the face by searching the motion instead costs 30-40 ms at 1080p."""
-        if velocity != (0.0, 0.0):
-            for sign in (1.0, -1.0):
-                ahead = self._look_at(gray, last, sign * velocity[0], sign * velocity[1])
-                if ahead:
-                    return ahead
-        return self.detector.redetect(gray, last)
 
     def _look_at(self, gray: np.ndarray, last: Box, dx: float, dy: float) -> list[Detection]:
         """The face of ``last``'s size at ``last`` moved by (dx, dy), with a new face's evidence
