@@ -257,18 +257,7 @@ class ScanPlanner:
         both ways), so the forward looks all come first and it is not taken."""
         height, width = gray.shape[:2]
         moved = [region_moved(changed, region) for region in known]
-        again: list[list[Detection]] = [
-            self._look_at(gray, last.box, *velocity) if here and velocity != (0.0, 0.0) else []
-            for here, last, velocity in zip(moved, self._last, self._velocity, strict=True)
-        ]
-        for i, (last, velocity) in enumerate(zip(self._last, self._velocity, strict=True)):
-            if not moved[i] or again[i]:
-                continue
-            taken = [d.box for j, d in enumerate(self._last) if j != i] + [d.box for g in again for d in g]
-            if velocity != (0.0, 0.0):
-                back = self._look_at(gray, last.box, -velocity[0], -velocity[1])
-                again[i] = [d for d in back if all(iou(d.box, t) <= TAKEN_IOU for t in taken)]
-            again[i] = again[i] or self.detector.redetect(gray, last.box)
+        again = self._look_again(gray, moved)
         followed = Followed()
         for i, last in enumerate(self._last):
             if not moved[i]:
@@ -284,6 +273,24 @@ class ScanPlanner:
                 others = [person_region(d.box, width, height) for d in self._last if d is not last]
                 followed.hidden = followed.hidden or _covered(last.box, others, share=0.25)
         return followed
+
+    def _look_again(self, gray: np.ndarray, moved: list[bool]) -> list[list[Detection]]:
+        """Each moved known face looked for: forward looks for all, then for those not found the
+        backward look (not taken where another face is or was), then around the last box."""
+        again: list[list[Detection]] = [
+            self._look_at(gray, last.box, *velocity) if here and velocity != (0.0, 0.0) else []
+            for here, last, velocity in zip(moved, self._last, self._velocity, strict=True)
+        ]
+        for i, (last, velocity) in enumerate(zip(self._last, self._velocity, strict=True)):
+            if not moved[i] or again[i]:
+                continue
+            if velocity != (0.0, 0.0):
+                taken = [d.box for j, d in enumerate(self._last) if j != i]
+                taken += [d.box for faces in again for d in faces]
+                back = self._look_at(gray, last.box, -velocity[0], -velocity[1])
+                again[i] = [d for d in back if all(iou(d.box, t) <= TAKEN_IOU for t in taken)]
+            again[i] = again[i] or self.detector.redetect(gray, last.box)
+        return again
 
     def _settle(self, gray: np.ndarray, moving: list[Box], followed: Followed) -> list[Detection]:
         """Search what moved, then keep this tick's faces with the move each made: a face found
