@@ -31,8 +31,8 @@ class ModelMetadata:
     input_shape: list[int] = field(default_factory=lambda: [48, 48, 1])
     normalization: dict[str, float] = field(default_factory=lambda: {"scale": 1.0, "offset": 0.0})
     crop_margin: float = 0.15
-    # Scores are softmax(log p / temperature): fitted so a score matches the share of taggers who
-    # would choose that class (fer_edge.scores); 1.0 leaves the model's softmax as it is.
+    # Scores are softmax((log p + score_bias) / temperature): fitted so a score matches the share
+    # of taggers who would choose that class (fer_edge.scores); 1.0 leaves the softmax as it is.
     temperature: float = 1.0
     # Per-class log offsets added before the temperature (a prior shift, fer_edge.scores); empty
     # leaves the model's ranking as it is.

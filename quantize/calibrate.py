@@ -83,18 +83,14 @@ def calibrate(cfg: CalibrateConfig) -> dict[str, Any]:
     with atomic_path(out) as tmp:
         tmp.write_bytes(flatbuffer)
         _verify_integer_ops(cfg.mode, tmp, out)
-        quant_model = EmotionModel(tmp, RuntimeOptions(num_threads=2), metadata=meta)
-        scale = fit_score_scale(quant_model, dataset, cfg.prior_shift)
-        split_name, split = dataset.get(cfg.split)
-        float_report = evaluate_split(float_model, split).report
-        quant_report = evaluate_split(quant_model, split).report
-        latency = per_face_latency_ms(EmotionModel(tmp, RuntimeOptions(num_threads=1), metadata=meta))
+        quant_model, scale, split_name, quant_report, latency = _fit_and_measure(cfg, tmp, meta, dataset)
+        float_accuracy = evaluate_split(float_model, dataset.get(cfg.split)[1]).report["accuracy"]
         _record(cfg, meta, quant_model, calib_name, calibration, scale)
-        meta.metrics = _metrics(split_name, quant_report, latency, float_report["accuracy"])
+        meta.metrics = _metrics(split_name, quant_report, latency, float_accuracy)
     save_metadata(out, meta)
     if cfg.mode == "edgetpu":
         _run_edgetpu_compiler(out)
-    return _report(out, cfg.mode, split_name, quant_report, latency, meta, float_report["accuracy"])
+    return _report(out, cfg.mode, split_name, quant_report, latency, meta, float_accuracy)
 
 
 def rescore(cfg: CalibrateConfig, model_path: Path, out: Path) -> dict[str, Any]:
@@ -108,11 +104,7 @@ def rescore(cfg: CalibrateConfig, model_path: Path, out: Path) -> dict[str, Any]
     float_accuracy = None  # the float model is not here to be scored with the new scale
     with atomic_path(out) as tmp:
         tmp.write_bytes(model_path.read_bytes())
-        model = EmotionModel(tmp, RuntimeOptions(num_threads=2), metadata=meta)
-        scale = fit_score_scale(model, dataset, cfg.prior_shift)
-        split_name, split = dataset.get(cfg.split)
-        report = evaluate_split(model, split).report
-        latency = per_face_latency_ms(EmotionModel(tmp, RuntimeOptions(num_threads=1), metadata=meta))
+        _, scale, split_name, report, latency = _fit_and_measure(cfg, tmp, meta, dataset)
         for key in ("score_temperature", "prior_shift"):
             meta.quantization.pop(key, None)
         meta.quantization.update(scale)
@@ -121,6 +113,19 @@ def rescore(cfg: CalibrateConfig, model_path: Path, out: Path) -> dict[str, Any]
         meta.metrics = _metrics(split_name, report, latency, float_accuracy)
     save_metadata(out, meta)
     return _report(out, mode, split_name, report, latency, meta, float_accuracy)
+
+
+def _fit_and_measure(
+    cfg: CalibrateConfig, tflite: Path, meta: ModelMetadata, dataset: Any
+) -> tuple[EmotionModel, dict[str, Any], str, dict[str, Any], dict[str, float]]:
+    """The quantised model at ``tflite`` with its score scale fitted (set in ``meta``), its report
+    on ``--split`` and its per-face latency on one thread."""
+    model = EmotionModel(tflite, RuntimeOptions(num_threads=2), metadata=meta)
+    scale = fit_score_scale(model, dataset, cfg.prior_shift)
+    split_name, split = dataset.get(cfg.split)
+    report = evaluate_split(model, split).report
+    latency = per_face_latency_ms(EmotionModel(tflite, RuntimeOptions(num_threads=1), metadata=meta))
+    return model, scale, split_name, report, latency
 
 
 def _report(
@@ -184,10 +189,7 @@ def _float_model(keras_path: Path) -> tuple[Any, ModelMetadata]:
 
 def _representative(cfg: CalibrateConfig, dataset: Any, meta: ModelMetadata) -> tuple[str, Any]:
     """The training faces full-integer modes calibrate their activation ranges on."""
-    calib_name = next(
-        (k for k in dataset.splits if k.lower() in ("training", "train")),
-        next(iter(dataset.splits)),
-    )
+    calib_name = _training_split(dataset) or next(iter(dataset.splits))
     if cfg.mode not in ("int8", "edgetpu"):
         return calib_name, None
     return calib_name, representative_faces(
@@ -280,9 +282,14 @@ def _prior_strength(value: str) -> float | None:
     return strength
 
 
+def _training_split(dataset: Any) -> str | None:
+    """The name of the split that trained the model (``Training``, or a ``train`` folder)."""
+    return next((k for k in dataset.splits if k.lower() in ("training", "train")), None)
+
+
 def _taggers_prior(dataset: Any, labels: list[str]) -> np.ndarray | None:
     """Each class's share of the taggers' votes over the training split's scored faces."""
-    name = next((k for k in dataset.splits if k.lower() in ("training", "train")), None)
+    name = _training_split(dataset)
     if name is None or dataset.splits[name].votes is None:
         return None
     _, _, shares = select_classes_with_targets(relabel(dataset.splits[name], "votes"), labels)
