@@ -42,21 +42,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow, tile_grid
+from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow
 from fer_edge.daemon.motion import THUMB_DIVISOR, changed_pixels, motion_boxes, region_moved, thumbnail
+from fer_edge.daemon.regions import (
+    FOLLOW_REACH,
+    SAME_SIZE,
+    area,
+    centre_shift,
+    covered,
+    frame_parts,
+    head_first,
+    lost_within_reach,
+    overlap,
+    person_region,
+)
 from fer_edge.daemon.track import iou
 from fer_edge.preprocess import Box
 
 MOTION_FULL_FRACTION = 0.4  # motion regions covering more of the frame than this: scan it all
 REGION_MARGIN = 1.0  # a known face's region: its last box grown by one side on every side
-# a known face's person: 1.5 face sides either side (shoulders, swinging arms) from the face's top
-# down (body, legs; its hair is in the face's own region): motion there is that person, not a new
-# face. Not above: another person's head, farther away, is higher in the picture.
-PERSON_SIDES, PERSON_ABOVE = 1.5, 0.0
 NEARER = 1.1  # within a person's region, only faces this much larger than theirs are searched
 MAX_CARRIED = 64  # moved areas a tick may leave to the next (the oldest wait longest)
-FOLLOW_REACH = 8.0  # face widths a face may move in a tick and still be the same face (a runner)
-SAME_SIZE = (0.75, 1.33)  # a face found where one was predicted is that face only at about its size
 TAKEN_IOU = 0.1  # a face found turned back that overlaps another face this much is that other's
 
 
@@ -72,72 +78,6 @@ class ScanStats:
     lost: int = 0  # known faces not found again near their last box
     deferred: int = 0  # moved areas left for the next tick by the search budget
     weather: int = 0  # ticks that moved nearly everywhere right after one that did (rain, a pan)
-
-
-def person_region(face: Box, width: int, height: int) -> Box:
-    """Where the person a face belongs to can move: around the head and everything below it."""
-    x, y, w, h = face
-    x0, y0 = max(0, round(x - PERSON_SIDES * w)), max(0, round(y - PERSON_ABOVE * h))
-    x1 = min(width, round(x + w + PERSON_SIDES * w))
-    return (x0, y0, max(0, x1 - x0), height - y0)
-
-
-def _move(before: Box, after: Box) -> tuple[float, float]:
-    """How far a box's centre moved."""
-    return (
-        after[0] + after[2] / 2 - before[0] - before[2] / 2,
-        after[1] + after[3] / 2 - before[1] - before[3] / 2,
-    )
-
-
-def _head_first(region: Box) -> list[Box]:
-    """A region taller than wide as its top square (where a head would be), then the rest."""
-    x, y, w, h = region
-    if h <= 1.5 * w:
-        return [region]
-    return [(x, y, w, w), (x, y + w, w, h - w)]
-
-
-def _covered(region: Box, people: list[Box], share: float = 0.9) -> bool:
-    """Whether ``share`` of ``region`` lies inside the ``people`` regions (overlaps summed)."""
-    x, y, w, h = region
-    inside = 0
-    for px, py, pw, ph in people:
-        ix = max(0, min(x + w, px + pw) - max(x, px))
-        iy = max(0, min(y + h, py + ph) - max(y, py))
-        inside += ix * iy
-    return inside >= share * w * h > 0
-
-
-def _lost_within_reach(region: Box, lost: list[Box]) -> Box | None:
-    """The lost face nearest ``region`` that could have moved into it in a tick (within
-    :data:`FOLLOW_REACH` of its widths) and that it is large enough to hold; None if none."""
-    x, y, w, h = region
-    best, nearest = None, None
-    for face in lost:
-        fx, fy = face[0] + face[2] / 2, face[1] + face[3] / 2
-        dx, dy = max(x - fx, 0, fx - x - w), max(y - fy, 0, fy - y - h)  # to the region's edge
-        distance = (dx * dx + dy * dy) ** 0.5
-        fits = min(w, h) >= SAME_SIZE[0] * min(face[2], face[3])
-        if fits and distance <= FOLLOW_REACH * face[2] and (nearest is None or distance < nearest):
-            best, nearest = face, distance
-    return best
-
-
-def _overlap(a: Box, b: Box) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
-def _area(boxes: list[Box]) -> int:
-    return sum(w * h for _x, _y, w, h in boxes)
-
-
-def _frame_parts(width: int, height: int) -> list[Box]:
-    """The whole frame as overlapping squares half its height a side (eight for 16:9), searched a
-    few a tick when everything moves; neighbours share a quarter side, so a face up to that size
-    lies whole inside one."""
-    side = max(1, height // 2)
-    return tile_grid((0, 0, width, height), side, side // 4)
 
 
 @dataclass
@@ -191,7 +131,7 @@ class ScanPlanner:
         changed = changed_pixels(previous, thumb)
         were = self._people(self._last, width, height)  # where the known faces' people were
         moving = motion_boxes(changed, known + were, grow_px)
-        if _area(moving) > MOTION_FULL_FRACTION * width * height:
+        if area(moving) > MOTION_FULL_FRACTION * width * height:
             if self._moved_everywhere and self._budget_ms():
                 # the tick before moved nearly everywhere too: not a cut but rain, foliage or a
                 # pan. Known faces are followed, and the frame is searched a part at a time
@@ -199,7 +139,7 @@ class ScanPlanner:
                 # (without a budget, a whole-frame scan is the cheaper way to search it all)
                 self.stats.weather += 1
                 return self._settle(
-                    gray, _frame_parts(width, height), self._follow_known(gray, changed, known)
+                    gray, frame_parts(width, height), self._follow_known(gray, changed, known)
                 )
             self._moved_everywhere = True
             self.scene_changed = True
@@ -245,7 +185,7 @@ class ScanPlanner:
             return None
         stale = motion_boxes(changed_pixels(self._full_thumb, thumb), [], grow_px)
         height, width = thumb.shape[0] * THUMB_DIVISOR, thumb.shape[1] * THUMB_DIVISOR
-        return None if _area(stale) > MOTION_FULL_FRACTION * width * height else stale
+        return None if area(stale) > MOTION_FULL_FRACTION * width * height else stale
 
     def _follow_known(self, gray: np.ndarray, changed: np.ndarray, known: list[Box]) -> Followed:
         """Each known face where nothing changed around it stays; the others are followed: first
@@ -266,12 +206,12 @@ class ScanPlanner:
                 self.stats.kept += 1
                 continue
             followed.found.extend(again[i])
-            followed.moves.extend(_move(last.box, d.box) for d in again[i])
+            followed.moves.extend(centre_shift(last.box, d.box) for d in again[i])
             if not again[i]:
                 self.stats.lost += 1
                 followed.lost.append(last.box)
                 others = [person_region(d.box, width, height) for d in self._last if d is not last]
-                followed.hidden = followed.hidden or _covered(last.box, others, share=0.25)
+                followed.hidden = followed.hidden or covered(last.box, others, share=0.25)
         return followed
 
     def _look_again(self, gray: np.ndarray, moved: list[bool]) -> list[list[Detection]]:
@@ -324,7 +264,7 @@ class ScanPlanner:
         """The move from the last face nearest ``box`` (within a few face widths), or none."""
         best, move = None, (0.0, 0.0)
         for last in self._last:
-            dx, dy = _move(last.box, box)
+            dx, dy = centre_shift(last.box, box)
             distance = (dx * dx + dy * dy) ** 0.5
             if distance <= FOLLOW_REACH * max(last.box[2], 1) and (best is None or distance < best):
                 best, move = distance, (dx, dy)
@@ -348,11 +288,11 @@ class ScanPlanner:
         region is that face's person. Areas the last tick's budget left come first; what this
         tick's budget (``search_budget_ms``) leaves waits for the next."""
         height, width = gray.shape[:2]
-        fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in _head_first(region)]
+        fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in head_first(region)]
         # an area left last tick that moved again is searched as this tick's own area; the
         # frame's parts (rain) recur as the same boxes, so the ones left keep their turn
         again = set(fresh)
-        carried = [c for c in self._carried if c in again or not any(_overlap(c, f) for f in fresh)]
+        carried = [c for c in self._carried if c in again or not any(overlap(c, f) for f in fresh)]
         todo, self._carried = list(dict.fromkeys([*carried, *fresh])), []
         budget_ms = self._budget_ms()
         start = time.perf_counter()
@@ -361,14 +301,14 @@ class ScanPlanner:
                 self._carried = todo[index:][:MAX_CARRIED]
                 self.stats.deferred += len(self._carried)
                 return
-            owners = [d for d in found if _covered(region, [person_region(d.box, width, height)])]
+            owners = [d for d in found if covered(region, [person_region(d.box, width, height)])]
             if self.people and owners and not thorough:
                 larger = round(NEARER * min(min(d.box[2], d.box[3]) for d in owners))
                 if larger > min(region[2], region[3]):
                     continue  # too small to hold a face larger than its person's
                 found.extend(self.detector.search(gray, region, larger))
                 continue
-            gone = None if thorough else _lost_within_reach(region, lost)
+            gone = None if thorough else lost_within_reach(region, lost)
             if gone is not None:
                 again = self.detector.search(gray, region, round(SAME_SIZE[0] * min(gone[2], gone[3])))
                 if again:
