@@ -40,6 +40,13 @@ def _thumb_slice(box: Box) -> tuple[slice, slice]:
     )
 
 
+def _inner_slice(box: Box) -> tuple[slice, slice]:
+    """The thumbnail pixels that lie wholly inside ``box``."""
+    x, y, w, h = box
+    d = THUMB_DIVISOR
+    return slice(-(-y // d), (y + h) // d), slice(-(-x // d), (x + w) // d)
+
+
 def region_moved(changed: np.ndarray, region: Box) -> bool:
     """Whether anything changed inside ``region`` (source pixels)."""
     return int(np.count_nonzero(changed[_thumb_slice(region)])) >= MOTION_MIN_PIXELS
@@ -64,3 +71,46 @@ def motion_boxes(changed: np.ndarray, known: list[Box], grow_px: int) -> list[Bo
             x1, y1 = min(width, bx + bw + grow_px), min(height, by + bh + grow_px)
             boxes.append((x0, y0, x1 - x0, y1 - y0))
     return boxes
+
+
+class Backdrop:
+    """What each thumbnail pixel looked like when the detector last searched it and found no
+    face there: the scene's backdrop as far as faces go.
+
+    Motion that only reveals the backdrop (a person walked on, and what was behind them shows
+    again) cannot be a new face: a face there would make the pixels differ from the backdrop.
+    So what moved, and what changed since the last whole-frame look, is searched only where the
+    picture now differs from the backdrop, or where no search has seen the backdrop yet. A
+    searched area learns the backdrop except where people found this tick are (their faces and
+    bodies are not backdrop; the pixels there keep what an earlier search saw, if any)."""
+
+    def __init__(self) -> None:
+        self._values: np.ndarray | None = None
+        self._known: np.ndarray | None = None
+
+    def reset(self, thumb: np.ndarray, people: list[Box], fresh: bool) -> None:
+        """The whole frame was searched. ``fresh``: a new scene (the first frame, a cut, the
+        lights), so what earlier searches saw inside ``people`` no longer holds either."""
+        if fresh or self._values is None or self._values.shape != thumb.shape:
+            self._values = thumb.copy()
+            self._known = np.zeros(thumb.shape, bool)
+        self.learn(thumb, [(0, 0, thumb.shape[1] * THUMB_DIVISOR, thumb.shape[0] * THUMB_DIVISOR)], people)
+
+    def learn(self, thumb: np.ndarray, searched: list[Box], people: list[Box]) -> None:
+        """``searched`` areas were searched in full this tick; ``people`` are where the faces found
+        are, with their bodies."""
+        if self._values is None or self._known is None or self._values.shape != thumb.shape or not searched:
+            return
+        mask = np.zeros(thumb.shape, bool)
+        for box in searched:
+            mask[_inner_slice(box)] = True
+        for box in people:
+            mask[_thumb_slice(box)] = False
+        self._values[mask] = thumb[mask]
+        self._known |= mask
+
+    def revealed(self, thumb: np.ndarray) -> np.ndarray:
+        """Thumbnail pixels (bool) that show the backdrop as searched."""
+        if self._values is None or self._known is None or self._values.shape != thumb.shape:
+            return np.zeros(thumb.shape, bool)
+        return self._known & (cv2.absdiff(thumb, self._values) < MOTION_LEVEL)

@@ -43,7 +43,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow
-from fer_edge.daemon.motion import THUMB_DIVISOR, changed_pixels, motion_boxes, region_moved, thumbnail
+from fer_edge.daemon.motion import (
+    THUMB_DIVISOR,
+    Backdrop,
+    changed_pixels,
+    motion_boxes,
+    region_moved,
+    thumbnail,
+)
 from fer_edge.daemon.regions import (
     FOLLOW_REACH,
     SAME_SIZE,
@@ -112,6 +119,7 @@ class ScanPlanner:
         self._since_full = 0
         self._carried: list[Box] = []  # moved areas the last tick's search budget left
         self._moved_everywhere = False  # the last tick's motion covered most of the frame
+        self._backdrop = Backdrop()  # the frame as searched without a face: revealing it is no news
         self.scene_changed = False
 
     def find(self, gray: np.ndarray) -> list[Detection]:
@@ -129,8 +137,9 @@ class ScanPlanner:
         grow_px = 2 * self.detector.config.min_face_px
         known = [grow(d.box, REGION_MARGIN, width, height) for d in self._last]
         changed = changed_pixels(previous, thumb)
+        news = self._unrevealed(changed, thumb)  # what moved, less what shows the backdrop again
         were = self._people(self._last, width, height)  # where the known faces' people were
-        moving = motion_boxes(changed, known + were, grow_px)
+        moving = motion_boxes(news, known + were, grow_px)
         if area(moving) > MOTION_FULL_FRACTION * width * height:
             if self._moved_everywhere and self._budget_ms():
                 # the tick before moved nearly everywhere too: not a cut but rain, foliage or a
@@ -146,14 +155,13 @@ class ScanPlanner:
             self.stats.scene_changes += 1
             return self._full(gray, thumb, fresh=True)
         self._moved_everywhere = False
-        stale: list[Box] = []
-        refreshing = self._since_full + 1 >= self.full_scan_every
-        if refreshing:
+        since: np.ndarray | None = None  # the periodic look: what changed since the last whole one
+        if self._since_full + 1 >= self.full_scan_every:
             since = self._changed_since_full(thumb, grow_px)
             if since is None:
                 return self._full(gray, thumb)
-            stale = since
         followed = self._follow_known(gray, changed, known)
+        exclude: list[Box] = []
         if self._last:
             # what moved around where the known faces are now is those faces (and their heads,
             # shoulders) moving: only motion elsewhere can be a face that was not there before.
@@ -164,9 +172,12 @@ class ScanPlanner:
             # searched in full)
             now = [grow(d.box, REGION_MARGIN, width, height) for d in followed.found]
             people = [] if followed.hidden else self._people(followed.found, width, height) + were
-            moving = motion_boxes(changed, known + now + people, grow_px)
-        if refreshing:
-            moving = moving + stale
+            exclude = known + now + people
+            moving = motion_boxes(news, exclude, grow_px)
+        if since is not None:
+            # what changed since the last whole-frame look, judged as this tick's motion is:
+            # the known faces' people are followed, not searched
+            moving = moving + motion_boxes(since, exclude, grow_px)
             self._full_thumb, self._since_full = thumb, -1
             self.stats.refreshes += 1
         return self._settle(gray, moving, followed)
@@ -177,15 +188,25 @@ class ScanPlanner:
         next look for it starts."""
         return list(self._velocity)
 
-    def _changed_since_full(self, thumb: np.ndarray, grow_px: int) -> list[Box] | None:
+    def _changed_since_full(self, thumb: np.ndarray, grow_px: int) -> np.ndarray | None:
         """The periodic whole-frame look: where the picture is as it was at the last one, the
-        detector would say what it said then, so only what changed since is searched. None when
-        that is most of the frame (or there was no last look): then scan it whole."""
+        detector would say what it said then, and where it shows the backdrop as a search saw
+        it, no face arrived; only the rest (this map) is searched. None when that is most of the
+        frame (or there was no last look): then scan it whole."""
         if self._full_thumb is None or self._full_thumb.shape != thumb.shape:
             return None
-        stale = motion_boxes(changed_pixels(self._full_thumb, thumb), [], grow_px)
+        since = self._unrevealed(changed_pixels(self._full_thumb, thumb), thumb)
         height, width = thumb.shape[0] * THUMB_DIVISOR, thumb.shape[1] * THUMB_DIVISOR
-        return None if area(stale) > MOTION_FULL_FRACTION * width * height else stale
+        return (
+            None if area(motion_boxes(since, [], grow_px)) > MOTION_FULL_FRACTION * width * height else since
+        )
+
+    def _unrevealed(self, changed: np.ndarray, thumb: np.ndarray) -> np.ndarray:
+        """``changed`` less the pixels that now show the backdrop as a search saw it: there,
+        whatever was in front went away, and no face arrived (it would differ)."""
+        news = changed.copy()
+        news[self._backdrop.revealed(thumb)] = 0
+        return news
 
     def _follow_known(self, gray: np.ndarray, changed: np.ndarray, known: list[Box]) -> Followed:
         """Each known face where nothing changed around it stays; the others are followed: first
@@ -238,9 +259,11 @@ class ScanPlanner:
         its move, from the nearest last face, predicts where to look next tick."""
         found, moves = followed.found, followed.moves
         count = len(found)
-        self._search_motion(gray, moving, found, followed.lost, thorough=followed.hidden)
+        searched = self._search_motion(gray, moving, found, followed.lost, thorough=followed.hidden)
         moves.extend(self._nearest_move(d.box) for d in found[count:])
         kept = dedupe(found)
+        if self._thumb is not None:
+            self._backdrop.learn(self._thumb, searched, self._bodies(kept, gray))
         self._velocity = [moves[found.index(d)] for d in kept]
         self.stats.regions += 1
         self._since_full += 1
@@ -277,7 +300,7 @@ class ScanPlanner:
         found: list[Detection],
         lost: list[Box],
         thorough: bool = False,
-    ) -> None:
+    ) -> list[Box]:
         """Search what moved, head first: a person in motion is a tall region with the head on
         top, so a tall region's top square is searched first. What lies within the person of a
         face found is that person's body, or the head of someone nearer (larger) passing in
@@ -286,7 +309,8 @@ class ScanPlanner:
         likely that face gone farther than its look (a walker turning back): it is searched
         first for faces of about its size or larger, and when that finds one, the rest of the
         region is that face's person. Areas the last tick's budget left come first; what this
-        tick's budget (``search_budget_ms``) leaves waits for the next."""
+        tick's budget (``search_budget_ms``) leaves waits for the next. Returns the areas searched
+        for faces of every size."""
         height, width = gray.shape[:2]
         fresh = [part for region in sorted(moving, key=lambda r: r[1]) for part in head_first(region)]
         # an area left last tick that moved again is searched as this tick's own area; the
@@ -296,11 +320,12 @@ class ScanPlanner:
         todo, self._carried = list(dict.fromkeys([*carried, *fresh])), []
         budget_ms = self._budget_ms()
         start = time.perf_counter()
+        searched: list[Box] = []
         for index, region in enumerate(todo):
             if budget_ms and index and (time.perf_counter() - start) * 1000.0 >= budget_ms:
                 self._carried = todo[index:][:MAX_CARRIED]
                 self.stats.deferred += len(self._carried)
-                return
+                break
             owners = [d for d in found if covered(region, [person_region(d.box, width, height)])]
             if self.people and owners and not thorough:
                 larger = round(NEARER * min(min(d.box[2], d.box[3]) for d in owners))
@@ -316,9 +341,21 @@ class ScanPlanner:
                     found.extend(again)
                     continue
             found.extend(self.detector.search(gray, region))
+            searched.append(region)
+        return searched
 
     def _budget_ms(self) -> float:
         return float(getattr(self.detector.config, "search_budget_ms", 0.0))
+
+    @staticmethod
+    def _bodies(faces: list[Detection], gray: np.ndarray) -> list[Box]:
+        """Where the people of ``faces`` are, hair and body included: not backdrop."""
+        height, width = gray.shape[:2]
+        return [
+            region
+            for d in faces
+            for region in (grow(d.box, REGION_MARGIN, width, height), person_region(d.box, width, height))
+        ]
 
     def _people(self, faces: list[Detection], width: int, height: int) -> list[Box]:
         return [person_region(d.box, width, height) for d in faces] if self.people else []
@@ -335,4 +372,6 @@ class ScanPlanner:
         self._since_full = 0
         self._velocity = [(0.0, 0.0) if fresh else self._nearest_move(d.box) for d in found]
         self._last = found
+        if thumb is not None:
+            self._backdrop.reset(thumb, self._bodies(found, gray), fresh)
         return found

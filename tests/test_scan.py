@@ -12,7 +12,7 @@ import pytest
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.democlip import Sprite, face_boxes, face_image, render_frame
 from fer_edge.daemon.detect import Detection, create_detector
-from fer_edge.daemon.motion import motion_boxes
+from fer_edge.daemon.motion import THUMB_DIVISOR, Backdrop, motion_boxes
 from fer_edge.daemon.scan import ScanPlanner, grow
 from fer_edge.daemon.track import iou
 from fer_edge.preprocess import to_gray
@@ -147,12 +147,14 @@ class _CountingSearch:
 
     def __init__(self, detector: object) -> None:
         self.real, self.regions = detector.search, []  # type: ignore[attr-defined]
+        self.sizes: list[int | None] = []  # the smallest face size each search asked for
         self.finders: list[int | None] = []  # the smallest face size of each search that found one
 
     def __call__(
         self, gray: np.ndarray, region: tuple[int, int, int, int], min_face: int | None = None
     ) -> list:
         self.regions.append(region)
+        self.sizes.append(min_face)
         found = self.real(gray, region, min_face)
         if found:
             self.finders.append(min_face)
@@ -281,3 +283,46 @@ def test_rain_everywhere_is_searched_a_part_at_a_time_not_scanned_whole_every_ti
     assert planner.stats.weather == 5 and max(searched[1:]) <= 2, searched  # then a part a tick
     parts = {r for r in counting.regions if r[2] == r[3] == HEIGHT // 2}
     assert len(parts) >= 4  # the parts taken in turn, not the same one again
+
+
+def test_the_backdrop_is_learned_where_searched_and_never_where_people_are() -> None:
+    thumb = np.full((90, 160), 100, np.uint8)
+    backdrop = Backdrop()
+    assert not backdrop.revealed(thumb).any()  # nothing searched yet
+    person = (400, 200, 160, 520)  # source pixels: a face with its body below
+    backdrop.reset(thumb, [person], fresh=True)
+    shown = backdrop.revealed(thumb)
+    inside = (
+        slice(200 // THUMB_DIVISOR, 720 // THUMB_DIVISOR),
+        slice(400 // THUMB_DIVISOR, 560 // THUMB_DIVISOR),
+    )
+    assert shown[0, 0] and not shown[inside].any()  # the person's pixels are not backdrop
+    brighter = thumb + 40
+    assert not backdrop.revealed(brighter).any()  # a different picture is not the backdrop
+    backdrop.learn(brighter, [(0, 0, 640, 360)], [])  # the top-left quarter searched again
+    shown = backdrop.revealed(brighter)
+    assert shown[: 360 // THUMB_DIVISOR, : 640 // THUMB_DIVISOR].all() and not shown[60:, 100:].any()
+    backdrop.reset(brighter, [person], fresh=True)  # a new scene forgets what it saw of the person
+    assert not backdrop.revealed(brighter)[inside].any()
+
+
+def test_a_periodic_look_does_not_search_where_a_walker_only_revealed_the_backdrop() -> None:
+    """A person walking across: at a periodic look, the place where they were at the last one
+    changed since, but it shows the backdrop again as the first tick's scan saw it, so no face can
+    have arrived there and it is not searched; the walker themself is followed, not searched."""
+    from fer_edge.bench.walkers import Walker, walker_frames
+
+    frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 14, 1280, 720, fps=1)]
+    detector = create_detector(DetectorConfig())
+    counting = _CountingSearch(detector)
+    detector.search = counting  # type: ignore[method-assign]
+    planner = ScanPlanner(detector, full_scan_every=6)
+    every_size = []
+    for gray in frames:
+        before = len(counting.sizes)
+        assert len(planner.find(gray)) == 1
+        every_size.append(sum(size is None for size in counting.sizes[before:]))
+    assert planner.stats.refreshes == 2 and planner.stats.full == 1
+    # tick 6 searches where the walker stood at tick 0 (never seen without them); tick 12 where
+    # they were at tick 6, which tick 0 saw as backdrop
+    assert every_size[12] == 0, every_size
