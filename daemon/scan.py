@@ -87,6 +87,13 @@ class ScanStats:
     weather: int = 0  # ticks that moved nearly everywhere right after one that did (rain, a pan)
 
 
+def _in_frame(box: Box, velocity: tuple[float, float], width: int, height: int) -> bool:
+    """Whether ``box`` moved by ``velocity`` keeps its centre inside the frame."""
+    cx = box[0] + box[2] / 2 + velocity[0]
+    cy = box[1] + box[3] / 2 + velocity[1]
+    return 0 <= cx < width and 0 <= cy < height
+
+
 @dataclass
 class Followed:
     """The known faces after this tick's look for them: found ones (with the move each made), the
@@ -237,10 +244,18 @@ class ScanPlanner:
 
     def _look_again(self, gray: np.ndarray, moved: list[bool]) -> list[list[Detection]]:
         """Each moved known face looked for: forward looks for all, then for those not found the
-        backward look (not taken where another face is or was), then around the last box."""
-        again: list[list[Detection]] = [
-            self._look_at(gray, last.box, *velocity) if here and velocity != (0.0, 0.0) else []
+        backward look (not taken where another face is or was), then around the last box. A
+        forward move that would put the face's centre outside the frame is a walker leaving or
+        turning at the edge: the backward look comes first there, and the look at the edge only
+        if it finds nothing (a face that stopped half out of view)."""
+        height, width = gray.shape[:2]
+        ahead = [
+            here and velocity != (0.0, 0.0) and _in_frame(last.box, velocity, width, height)
             for here, last, velocity in zip(moved, self._last, self._velocity, strict=True)
+        ]
+        again: list[list[Detection]] = [
+            self._look_at(gray, last.box, *velocity) if looks else []
+            for looks, last, velocity in zip(ahead, self._last, self._velocity, strict=True)
         ]
         for i, (last, velocity) in enumerate(zip(self._last, self._velocity, strict=True)):
             if not moved[i] or again[i]:
@@ -250,6 +265,8 @@ class ScanPlanner:
                 taken += [d.box for faces in again for d in faces]
                 back = self._look_at(gray, last.box, -velocity[0], -velocity[1])
                 again[i] = [d for d in back if all(iou(d.box, t) <= TAKEN_IOU for t in taken)]
+                if not again[i] and not ahead[i]:
+                    again[i] = self._look_at(gray, last.box, *velocity)  # at the edge
             again[i] = again[i] or self.detector.redetect(gray, last.box)
         return again
 

@@ -326,3 +326,31 @@ def test_a_periodic_look_does_not_search_where_a_walker_only_revealed_the_backdr
     # tick 6 searches where the walker stood at tick 0 (never seen without them); tick 12 where
     # they were at tick 6, which tick 0 saw as backdrop
     assert every_size[12] == 0, every_size
+
+
+def test_a_walker_turning_at_the_frames_edge_costs_one_look() -> None:
+    """Where the last move would take a face's centre out of the frame, the walker turned or left:
+    the backward look comes first, so a turn at the edge costs one close look, as any tick does."""
+    from fer_edge.bench.walkers import Walker, walker_frames
+
+    frames = [to_gray(f) for f in walker_frames([Walker(scale=0.6, y=120)], 24, 1280, 720, fps=1)]
+    detector = create_detector(DetectorConfig())
+    looks: list[tuple[int, int, int, int]] = []
+    confirm = detector.confirm
+
+    def counting_confirm(gray: np.ndarray, expected: tuple[int, int, int, int], strict: bool = False) -> list:
+        looks.append(expected)
+        return confirm(gray, expected, strict)
+
+    detector.confirm = counting_confirm  # type: ignore[method-assign]
+    planner = ScanPlanner(detector, full_scan_every=30)
+    per_tick, centres = [], []
+    for gray in frames:
+        before = len(looks)
+        faces = planner.find(gray)
+        assert len(faces) == 1
+        per_tick.append(len(looks) - before)
+        centres.append(faces[0].box[0] + faces[0].box[2] / 2)
+    turns = sum((b - a) * (c - b) < 0 for a, b, c in zip(centres, centres[1:], centres[2:], strict=False))
+    assert turns >= 2, centres
+    assert per_tick[2:] == [1] * (len(frames) - 2), per_tick
