@@ -134,3 +134,56 @@ class OverloadWatch:
                 "mean": round(sum(rates) / len(rates), 3) if rates else None,
             },
         }
+
+
+class RunShedding:
+    """Decoding runs (the frames after a long GOP's key frames, up to the tick a second later) can
+    be most of what an overloaded box spends: 16 cameras of a 2 s GOP at 1080p25 need about 15
+    frames a second each and got 0.2 results/s each. Their key frames alone cost a twentieth
+    and give a result a GOP (0.5/s). So while the box is overloaded and key frames alone would
+    give those cameras more results than they get, each of them decodes key frames alone (an
+    overload from analysis, where the runs cost little, keeps its runs: its achieved rate is
+    above a GOP's). After ``hold_s`` without overload the runs come back; an overload that
+    returns soon after doubles the hold (up to ``MAX_HOLD_S``), so a box that cannot afford the
+    runs settles on key frames instead of swinging. One log line when shedding starts and one
+    when the runs come back."""
+
+    HOLD_S = 60.0
+    MAX_HOLD_S = 960.0
+
+    def __init__(self, hold_s: float = HOLD_S) -> None:
+        self.active = False
+        self.hold_s = self._first_hold_s = hold_s
+        self._until = 0.0
+        self._resumed: float | None = None
+
+    def update(self, overloaded: bool, worth: bool, now: float) -> bool:
+        """``worth``: some camera decodes runs and would get more results from its key frames
+        alone than it gets now. Whether to shed the runs now."""
+        if not self.active:
+            if self._resumed is not None and now - self._resumed > 2 * self.hold_s:
+                self.hold_s, self._resumed = self._first_hold_s, None  # the runs were affordable
+            if overloaded and worth:
+                if self._resumed is not None:
+                    self.hold_s = min(2 * self.hold_s, max(self.MAX_HOLD_S, self._first_hold_s))
+                self.active, self._until = True, now + self.hold_s
+                logger.warning(
+                    "overloaded by decoding long GOPs: those cameras decode key frames alone (a "
+                    "result a GOP, more than they got) for at least %.0f s",
+                    self.hold_s,
+                )
+        elif overloaded:
+            self._until = max(self._until, now + self.hold_s)  # still too much, key frames alone
+        elif now >= self._until:
+            self.active, self._resumed = False, now
+            logger.info("decoding runs again on long-GOP cameras (no overload for %.0f s)", self.hold_s)
+        return self.active
+
+    def summary(self) -> dict[str, object]:
+        return {"shedding_runs": self.active, "shed_hold_s": self.hold_s}
+
+
+def shedding_worth(gops: dict[str, float], rates: dict[str, float]) -> bool:
+    """Whether key frames alone would give some camera that decodes runs (``gops``: its GOP in
+    seconds) more results than it got (``rates``: results/s over the last window)."""
+    return any(name in rates and rates[name] < 1.0 / gop for name, gop in gops.items() if gop > 0)

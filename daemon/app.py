@@ -23,7 +23,14 @@ import numpy as np
 
 from fer_edge import __version__
 from fer_edge.atomic import write_json
-from fer_edge.daemon.analysis import AnalysisWorker, OverloadWatch, shard, worker_count
+from fer_edge.daemon.analysis import (
+    AnalysisWorker,
+    OverloadWatch,
+    RunShedding,
+    shard,
+    shedding_worth,
+    worker_count,
+)
 from fer_edge.daemon.config import DaemonConfig
 from fer_edge.daemon.dashboard import Snapshots
 from fer_edge.daemon.history import HistoryStore
@@ -118,6 +125,7 @@ class Daemon:
         self._snapshots_on = False  # the page is served and may show frames
         self.watchdog = Watchdog()
         self.overload = OverloadWatch()
+        self.shedding = RunShedding()
         names = [name for name, cam in config.cameras.items() if cam.enabled]
         shards = shard(names, worker_count(config.analysis_workers, len(names)))
         pipelines = [self.pipeline] + [load_pipeline(config, default_model) for _ in shards[1:]]
@@ -306,7 +314,11 @@ class Daemon:
                 "salvaged": self.spool.salvaged,
                 "write_failures": self.spool.write_failures,
             },
-            "analysis": {"workers": len(self.workers), **self.overload.summary()},
+            "analysis": {
+                "workers": len(self.workers),
+                **self.overload.summary(),
+                **self.shedding.summary(),
+            },
             "history": {
                 "write_failures": self.history.write_failures,
                 "pruned_days": self.history.pruned_days,
@@ -368,6 +380,11 @@ class Daemon:
             {cam.name: (cam.stats.ticks, cam.reader.overtaken) for cam in self.cameras},
             {cam.name: 1.0 / self.config.cameras[cam.name].interval_s for cam in self.cameras},
         )
+        gops = {cam.name: cam.reader.plan.gop_s or 0.0 for cam in self.cameras if cam.reader.plan.runs}
+        worth = shedding_worth(gops, self.overload.rates)
+        shed = self.shedding.update(self.overload.overloaded, worth, time.monotonic())
+        for cam in self.cameras:
+            cam.reader.plan.shed = shed  # read by the camera's reader thread at its next packet
         document = self.stats_document()
         self.metrics.spool(document["spool"]["depth"], document["spool"]["dropped"])
         if self.publisher is not None:

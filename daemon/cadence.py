@@ -12,7 +12,10 @@ and what it costs:
   change nothing here: a key frame decodes alone whether or not the frames after it reorder, and
   the reader drains what the decoder holds back when a run ends (:func:`~fer_edge.daemon.ingest.
   planned_frames`). ``auto`` decodes every frame only when packets carry no timestamps (no GOP
-  can be measured), and :attr:`DecodePlan.why` says so.
+  can be measured), and :attr:`DecodePlan.why` says so. A box too loaded to decode the runs
+  sheds them (:attr:`DecodePlan.shed`, set by the daemon's
+  :class:`~fer_edge.daemon.analysis.RunShedding`): key frames alone, a result a GOP, which costs
+  a twentieth of a run and is more than an overloaded box's share of the runs gave.
 * :class:`TickSampler` turns decoded frames into ticks on a fixed schedule: the first frame
   decoded at or after each scheduled time (less half the usual spacing of decoded frames) is
   analysed as soon as it is decoded. A 1 s GOP and a 1 s tick no longer beat against each other
@@ -55,6 +58,7 @@ class DecodePlan:
         self._last_packet: float | None = None
         self._periods: deque[float] = deque(maxlen=16)  # between consecutive packets
         self._chain = False  # every packet since the last key frame was decoded
+        self.shed = False  # the box is overloaded: a long GOP's runs are not decoded, its key frames are
         self.packets = 0
         self.decoded = 0
 
@@ -73,7 +77,7 @@ class DecodePlan:
             return "all"
         if gop is None:
             return "measuring"
-        return "keyframes" if gop <= self.interval_s * KEYFRAMES_ENOUGH else "partial"
+        return "keyframes" if gop <= self.interval_s * KEYFRAMES_ENOUGH or self.shed else "partial"
 
     @property
     def why(self) -> str:
@@ -85,6 +89,11 @@ class DecodePlan:
             return "packets carry no timestamps, so no GOP can be measured: every frame is decoded"
         if doing == "measuring" or gop is None:
             return "measuring the GOP: key frames alone until the second key frame"
+        if doing == "keyframes" and gop > self.interval_s * KEYFRAMES_ENOUGH:
+            return (
+                f"a key frame every {gop:.2f} s, over the {self.interval_s:g} s interval, but the box "
+                "is overloaded: key frames alone (a result a GOP) until it has time for the runs"
+            )
         if doing == "keyframes":
             return f"a key frame every {gop:.2f} s, at least once per interval: key frames alone"
         return (
@@ -97,6 +106,13 @@ class DecodePlan:
         period = statistics.median(self._periods) if self._periods else 0.0
         held_back = 2 * self.reorder_frames * period  # output late by this, and the packets' times early
         return max(0.0, (self.gop_s or 0.0) - RUN_MARGIN * self.interval_s + held_back)
+
+    @property
+    def runs(self) -> bool:
+        """Whether the plan decodes runs after key frames now, or would but for shedding."""
+        gop = self.gop_s
+        timed = self._untimed < UNTIMED_PACKETS
+        return self.mode == "auto" and timed and gop is not None and gop > self.interval_s * KEYFRAMES_ENOUGH
 
     @property
     def spacing_s(self) -> float:

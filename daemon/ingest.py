@@ -75,6 +75,7 @@ class CameraReader(threading.Thread):
         self._status = ""
         self.plan = DecodePlan(config.decode, config.interval_s)
         self._doing = ""  # what the plan did when last logged
+        self._shed = False  # whether the plan was shedding runs then
         self.sampler = TickSampler(config.interval_s)
         self.reconnects = 0
         self.overtaken = 0  # tick frames replaced by a newer one before analysis took them
@@ -205,9 +206,12 @@ class CameraReader(threading.Thread):
             with self._lock:
                 self._decoded += 1
         if self.plan.doing != self._doing:
+            # the box's shedding says so once for every camera (RunShedding); a stream's own change, here
+            shedding, self._shed = self.plan.shed != self._shed, self.plan.shed
             self._doing = self.plan.doing
             if self._doing != "measuring":
-                logger.info("camera %s: decoding %s: %s", self.camera, self._doing, self.plan.why)
+                log = logger.debug if shedding else logger.info
+                log("camera %s: decoding %s: %s", self.camera, self._doing, self.plan.why)
         if not self.sampler.take(time.monotonic(), self.plan.spacing_s):
             return
         with self._lock:

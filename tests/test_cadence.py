@@ -110,3 +110,28 @@ def test_a_pause_starts_the_schedule_again_without_counting_misses() -> None:
     assert sampler.take(30.0, 1.0)
     assert sampler.missed == 0
     assert not sampler.take(30.3, 1.0) and sampler.take(31.0, 1.0)
+
+
+def test_a_shed_plan_decodes_a_long_gops_key_frames_alone_says_why_and_takes_the_runs_back() -> None:
+    plan, sampler = DecodePlan("auto", 1.0), TickSampler(1.0)
+    packets = _stream(90, 25, 2.0)
+    _run(plan, sampler, packets[: 30 * 25])
+    assert plan.doing == "partial" and plan.runs
+    plan.shed = True  # the box is overloaded
+    assert plan.doing == "keyframes" and plan.runs and "overloaded" in plan.why
+    before = plan.decoded
+    ticks = _run(plan, sampler, packets[30 * 25 : 60 * 25])
+    assert plan.decoded - before == 15  # the key frames of 30 s of a 2 s GOP, nothing else
+    assert len(ticks) == 15  # a result a GOP
+    plan.shed = False
+    assert plan.doing == "partial"
+    ticks = _run(plan, sampler, packets[60 * 25 :])[1:]  # the first GOP waits for its key frame
+    assert 28 <= len(ticks) <= 30  # one a second again
+
+
+def test_a_plan_whose_key_frames_keep_time_has_no_runs_to_shed() -> None:
+    plan = DecodePlan("auto", 1.0)
+    _run(plan, TickSampler(1.0), _stream(10, 25, 1.0))
+    plan.shed = True
+    assert not plan.runs and plan.doing == "keyframes" and "overloaded" not in plan.why
+    assert not DecodePlan("keyframes", 1.0).runs and not DecodePlan("all", 1.0).runs

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_edge.daemon.analysis import OverloadWatch, shard, worker_count
+from fer_edge.daemon.analysis import OverloadWatch, RunShedding, shard, shedding_worth, worker_count
 from fer_edge.daemon.democlip import DEMO_SPRITES, face_image, render_frame
 from tests.servers import (
     Mosquitto,
@@ -123,3 +123,32 @@ def test_an_overloaded_box_shares_evenly_says_so_and_stops_in_time(tmp_path: Pat
             name,
             sorted(set(range(1, last[name] + 1)) - have)[:10],
         )
+
+
+def test_long_gop_runs_are_shed_under_overload_held_and_taken_back(caplog: pytest.LogCaptureFixture) -> None:
+    """Overloaded with cameras whose key frames alone would give more than they get: key frames
+    alone, for the hold; the runs come back after it without overload; an overload soon after
+    doubles the hold. One log line each way."""
+    caplog.set_level(logging.INFO, "fer_edge.daemon.analysis")
+    shedding = RunShedding(hold_s=60.0)
+    assert not shedding.update(overloaded=True, worth=False, now=0.0)  # analysis-bound: keep the runs
+    assert not shedding.update(overloaded=False, worth=True, now=5.0)  # not overloaded: keep them
+    assert shedding.update(overloaded=True, worth=True, now=10.0)
+    assert shedding.update(overloaded=True, worth=False, now=40.0)  # still overloaded: stays
+    assert shedding.update(overloaded=False, worth=False, now=60.0)  # held 60 s from the last overload
+    assert not shedding.update(overloaded=False, worth=False, now=101.0)  # the runs come back
+    assert shedding.update(overloaded=True, worth=True, now=110.0) and shedding.hold_s == 120.0
+    assert shedding.update(overloaded=False, worth=False, now=200.0)
+    assert not shedding.update(overloaded=False, worth=False, now=231.0)
+    assert not shedding.update(overloaded=False, worth=False, now=600.0)  # the runs were affordable
+    assert shedding.hold_s == 60.0 and shedding.summary() == {"shedding_runs": False, "shed_hold_s": 60.0}
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum(line.startswith("overloaded by decoding long GOPs") for line in lines) == 2
+    assert sum(line.startswith("decoding runs again") for line in lines) == 2
+
+
+def test_runs_are_worth_shedding_only_where_key_frames_alone_would_give_more() -> None:
+    assert shedding_worth({"a": 2.0}, {"a": 0.2, "b": 1.0})  # 0.5/s from key frames beats 0.2
+    assert not shedding_worth({"a": 2.0}, {"a": 0.7})  # an analysis-bound box gets more from the runs
+    assert not shedding_worth({}, {"a": 0.1})  # no camera decodes runs
+    assert not shedding_worth({"a": 2.0}, {})  # no window measured yet
