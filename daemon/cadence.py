@@ -72,12 +72,11 @@ class DecodePlan:
         """What the plan does now (``auto`` says which of the others it chose)."""
         if self.mode != "auto":
             return self.mode
-        gop = self.gop_s
         if self._untimed >= UNTIMED_PACKETS:
             return "all"
-        if gop is None:
+        if self.gop_s is None:
             return "measuring"
-        return "keyframes" if gop <= self.interval_s * KEYFRAMES_ENOUGH or self.shed else "partial"
+        return "partial" if self.runs and not self.shed else "keyframes"
 
     @property
     def why(self) -> str:
@@ -89,7 +88,7 @@ class DecodePlan:
             return "packets carry no timestamps, so no GOP can be measured: every frame is decoded"
         if doing == "measuring" or gop is None:
             return "measuring the GOP: key frames alone until the second key frame"
-        if doing == "keyframes" and gop > self.interval_s * KEYFRAMES_ENOUGH:
+        if doing == "keyframes" and self.runs:
             return (
                 f"a key frame every {gop:.2f} s, over the {self.interval_s:g} s interval, but the box "
                 "is overloaded: key frames alone (a result a GOP) until it has time for the runs"

@@ -82,3 +82,10 @@ def frame_parts(width: int, height: int) -> list[Box]:
     lies whole inside one."""
     side = max(1, height // 2)
     return tile_grid((0, 0, width, height), side, side // 4)
+
+
+def in_frame(box: Box, velocity: tuple[float, float], width: int, height: int) -> bool:
+    """Whether ``box`` moved by ``velocity`` keeps its centre inside the frame."""
+    cx = box[0] + box[2] / 2 + velocity[0]
+    cy = box[1] + box[3] / 2 + velocity[1]
+    return 0 <= cx < width and 0 <= cy < height

@@ -13,7 +13,9 @@ So a tick only searches:
   motion around and below where a known face is now is that person moving (hair, shoulders,
   arms, a body walking: a person is a head over a body, ``PERSON_*`` face sides wide and down
   to the frame's foot), so it is not searched for new faces; motion is judged on a 1/8-size
-  luma thumbnail, which averages sensor noise away and costs well under a millisecond.
+  luma thumbnail, which averages sensor noise away and costs well under a millisecond; what
+  only shows the backdrop again, as a search saw it without a face (``motion.Backdrop``), is no
+  news and is not searched.
 
 A known face not found again near its last box is dropped, and no wider search is made for it:
 if it moved farther than the margin (a late tick, a runner), where it is now moved too, and that
@@ -44,7 +46,6 @@ import numpy as np
 
 from fer_edge.daemon.detect import Detection, FaceDetector, dedupe, grow
 from fer_edge.daemon.motion import (
-    THUMB_DIVISOR,
     Backdrop,
     changed_pixels,
     motion_boxes,
@@ -59,6 +60,7 @@ from fer_edge.daemon.regions import (
     covered,
     frame_parts,
     head_first,
+    in_frame,
     lost_within_reach,
     overlap,
     person_region,
@@ -87,11 +89,10 @@ class ScanStats:
     weather: int = 0  # ticks that moved nearly everywhere right after one that did (rain, a pan)
 
 
-def _in_frame(box: Box, velocity: tuple[float, float], width: int, height: int) -> bool:
-    """Whether ``box`` moved by ``velocity`` keeps its centre inside the frame."""
-    cx = box[0] + box[2] / 2 + velocity[0]
-    cy = box[1] + box[3] / 2 + velocity[1]
-    return 0 <= cx < width and 0 <= cy < height
+def _less(changed: np.ndarray, revealed: np.ndarray) -> np.ndarray:
+    """``changed`` without the ``revealed`` pixels: there, whatever was in front went away, and
+    no face arrived (it would differ from the backdrop)."""
+    return np.where(revealed, 0, changed).astype(np.uint8)
 
 
 @dataclass
@@ -144,7 +145,8 @@ class ScanPlanner:
         grow_px = 2 * self.detector.config.min_face_px
         known = [grow(d.box, REGION_MARGIN, width, height) for d in self._last]
         changed = changed_pixels(previous, thumb)
-        news = self._unrevealed(changed, thumb)  # what moved, less what shows the backdrop again
+        revealed = self._backdrop.revealed(thumb)  # pixels that show the backdrop as searched
+        news = _less(changed, revealed)  # what moved, less what shows the backdrop again
         were = self._people(self._last, width, height)  # where the known faces' people were
         moving = motion_boxes(news, known + were, grow_px)
         if area(moving) > MOTION_FULL_FRACTION * width * height:
@@ -164,7 +166,7 @@ class ScanPlanner:
         self._moved_everywhere = False
         since: np.ndarray | None = None  # the periodic look: what changed since the last whole one
         if self._since_full + 1 >= self.full_scan_every:
-            since = self._changed_since_full(thumb, grow_px)
+            since = self._changed_since_full(thumb, revealed, grow_px, width * height)
             if since is None:
                 return self._full(gray, thumb)
         followed = self._follow_known(gray, changed, known)
@@ -195,25 +197,18 @@ class ScanPlanner:
         next look for it starts."""
         return list(self._velocity)
 
-    def _changed_since_full(self, thumb: np.ndarray, grow_px: int) -> np.ndarray | None:
+    def _changed_since_full(
+        self, thumb: np.ndarray, revealed: np.ndarray, grow_px: int, frame_area: int
+    ) -> np.ndarray | None:
         """The periodic whole-frame look: where the picture is as it was at the last one, the
         detector would say what it said then, and where it shows the backdrop as a search saw
-        it, no face arrived; only the rest (this map) is searched. None when that is most of the
-        frame (or there was no last look): then scan it whole."""
+        it (``revealed``), no face arrived; only the rest (this map) is searched. None when that
+        is most of the frame (or there was no last look): then scan it whole."""
         if self._full_thumb is None or self._full_thumb.shape != thumb.shape:
             return None
-        since = self._unrevealed(changed_pixels(self._full_thumb, thumb), thumb)
-        height, width = thumb.shape[0] * THUMB_DIVISOR, thumb.shape[1] * THUMB_DIVISOR
-        return (
-            None if area(motion_boxes(since, [], grow_px)) > MOTION_FULL_FRACTION * width * height else since
-        )
-
-    def _unrevealed(self, changed: np.ndarray, thumb: np.ndarray) -> np.ndarray:
-        """``changed`` less the pixels that now show the backdrop as a search saw it: there,
-        whatever was in front went away, and no face arrived (it would differ)."""
-        news = changed.copy()
-        news[self._backdrop.revealed(thumb)] = 0
-        return news
+        since = _less(changed_pixels(self._full_thumb, thumb), revealed)
+        most = area(motion_boxes(since, [], grow_px)) > MOTION_FULL_FRACTION * frame_area
+        return None if most else since
 
     def _follow_known(self, gray: np.ndarray, changed: np.ndarray, known: list[Box]) -> Followed:
         """Each known face where nothing changed around it stays; the others are followed: first
@@ -250,7 +245,7 @@ class ScanPlanner:
         if it finds nothing (a face that stopped half out of view)."""
         height, width = gray.shape[:2]
         ahead = [
-            here and velocity != (0.0, 0.0) and _in_frame(last.box, velocity, width, height)
+            here and velocity != (0.0, 0.0) and in_frame(last.box, velocity, width, height)
             for here, last, velocity in zip(moved, self._last, self._velocity, strict=True)
         ]
         again: list[list[Detection]] = [
