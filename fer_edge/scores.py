@@ -136,3 +136,29 @@ def fit_temperature(probs: np.ndarray, shares: np.ndarray, low: float = 0.25, hi
 def agreement_report(probs: np.ndarray, shares: np.ndarray) -> dict[str, Any]:
     """How well scores match the taggers: cross-entropy and expected calibration error."""
     return {"cross_entropy": round(cross_entropy(probs, shares), 4), **reliability(probs, shares)}
+
+
+CLEAR_SHARE = 0.7  # a face most taggers (7 of 10) read one way shows that emotion clearly
+
+
+def clearly_shown_report(
+    probs: np.ndarray, shares: np.ndarray, labels: Sequence[str], share: float = CLEAR_SHARE
+) -> dict[str, Any]:
+    """Recall on the faces whose emotion is plain to see (at least ``share`` of the taggers
+    agree): accuracy against the majority rewards a model that calls unsure faces neutral, and
+    this is where that habit shows, as emotions the taggers all saw and the model called
+    neutral (``emotions_called_neutral``)."""
+    top, predicted = shares.argmax(axis=1), probs.argmax(axis=1)
+    clear = shares.max(axis=1) >= share
+    per_class = {}
+    for index, label in enumerate(labels):
+        faces = clear & (top == index)
+        recall = float((predicted[faces] == index).mean()) if faces.any() else None
+        per_class[label] = {"n": int(faces.sum()), "recall": None if recall is None else round(recall, 4)}
+    report: dict[str, Any] = {"share": share, "n": int(clear.sum()), "per_class": per_class}
+    if "neutral" in labels:
+        neutral = list(labels).index("neutral")
+        emotions = clear & (top != neutral)
+        called = float((predicted[emotions] == neutral).mean()) if emotions.any() else 0.0
+        report["emotions_called_neutral"] = round(called, 4)
+    return report

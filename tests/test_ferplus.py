@@ -12,7 +12,13 @@ import pytest
 
 from fer_edge.cli import main
 from fer_edge.labels import LABELS
-from fer_edge.scores import agreement_report, apply_temperature, fit_temperature, reliability
+from fer_edge.scores import (
+    agreement_report,
+    apply_temperature,
+    clearly_shown_report,
+    fit_temperature,
+    reliability,
+)
 from fer_edge.training.data import load_dataset
 from fer_edge.training.feed import Feed
 from fer_edge.training.ferplus import UNSCORED, majority_labels, relabel, vote_shares
@@ -145,6 +151,25 @@ def test_fitted_temperature_undoes_a_known_one() -> None:
     np.testing.assert_array_equal(fixed.argmax(axis=1), sharpened.argmax(axis=1))
 
 
+def test_clearly_shown_faces_expose_a_model_that_calls_unsure_faces_neutral() -> None:
+    # four faces most taggers read one way (angry, fear, neutral, happy) and one split face
+    shares = np.zeros((5, len(LABELS)), np.float32)
+    for row, label in enumerate(["angry", "fear", "neutral", "happy"]):
+        shares[row, LABELS.index(label)] = 0.8
+        shares[row, LABELS.index("surprise")] = 0.2
+    shares[4, LABELS.index("sad")] = shares[4, LABELS.index("neutral")] = 0.5
+    neutral_always = np.zeros_like(shares)
+    neutral_always[:, LABELS.index("neutral")] = 1.0
+    report = clearly_shown_report(neutral_always, shares, LABELS)
+    assert report["n"] == 4  # the split face is not shown clearly
+    assert report["emotions_called_neutral"] == 1.0  # all three clear emotions called neutral
+    assert report["per_class"]["neutral"] == {"n": 1, "recall": 1.0}
+    assert report["per_class"]["fear"] == {"n": 1, "recall": 0.0}
+    assert report["per_class"]["sad"] == {"n": 0, "recall": None}
+    right = clearly_shown_report(shares, shares, LABELS)
+    assert right["emotions_called_neutral"] == 0.0 and right["per_class"]["fear"]["recall"] == 1.0
+
+
 @pytest.fixture(scope="module")
 def votes_model(tmp_path_factory: pytest.TempPathFactory, ferplus_csv: Path) -> Path:
     out = tmp_path_factory.mktemp("votes-run")
@@ -166,6 +191,9 @@ def test_evaluate_scores_against_the_majority_with_fer2013_beside_it(
     assert report["fer2013"]["accuracy"] < report["accuracy"] - 0.3  # FER2013 is mostly wrong here
     assert 0 <= report["agreement"]["ece"] <= 1 and report["agreement"]["cross_entropy"] > 0
     assert sum(b["n"] for b in report["agreement"]["bins"]) == 194
+    clear = report["clearly_shown"]
+    assert 0 < clear["n"] <= 194 and sum(row["n"] for row in clear["per_class"].values()) == clear["n"]
+    assert 0.0 <= clear["emotions_called_neutral"] <= 1.0
     png = out.with_suffix(".reliability.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

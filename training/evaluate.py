@@ -18,7 +18,7 @@ from fer_edge.metadata import ModelMetadata, load_metadata
 from fer_edge.metrics import classification_report
 from fer_edge.preprocess import InputSpec, scale_pixels
 from fer_edge.runtime import EmotionModel, RuntimeOptions
-from fer_edge.scores import agreement_report, rescale_scores
+from fer_edge.scores import agreement_report, clearly_shown_report, rescale_scores
 from fer_edge.training.data import Split, select_classes_with_targets
 from fer_edge.training.ferplus import UNSCORED, majority_labels, relabel
 from fer_edge.training.robustness import CONDITIONS
@@ -110,7 +110,9 @@ def evaluate_split(
 
     With FER+ votes in the data they count against the FER+ majority (faces FER+'s protocol
     scores), and the report adds ``fer2013`` (the same metrics against the FER2013 label, every
-    face) and ``agreement`` (cross-entropy and calibration error against the taggers' shares)."""
+    face), ``agreement`` (cross-entropy and calibration error against the taggers' shares) and
+    ``clearly_shown`` (recall where most taggers agree, and how often those emotions were called
+    neutral)."""
     labels = list(model.metadata.labels)
     if split.votes is None:
         report = _scored(model, split, labels, tta, robustness)[0]
@@ -123,6 +125,7 @@ def evaluate_split(
     report["fer2013"] = {k: fer2013[k] for k in ("n", "accuracy", "macro_f1", "per_class")}
     assert shares is not None
     report["agreement"] = agreement_report(probs, shares)
+    report["clearly_shown"] = clearly_shown_report(probs, shares, labels)
     return Evaluation(report, labels)
 
 

@@ -63,5 +63,14 @@ def print_summary(report: dict[str, Any]) -> None:
             f"  against the taggers' shares: cross-entropy={agreement['cross_entropy']:.4f} "
             f"ECE={agreement['ece']:.4f}"
         )
+    if "clearly_shown" in report:
+        clear = report["clearly_shown"]
+        rows = clear["per_class"].items()
+        recalls = " ".join(f"{name}={row['recall']:.2f}" for name, row in rows if row["recall"] is not None)
+        called = clear.get("emotions_called_neutral")
+        print(
+            f"  shown clearly (>= {clear['share']:.0%} of taggers agree, n={clear['n']}): recall {recalls}"
+            + (f"; emotions called neutral {called:.3f}" if called is not None else "")
+        )
     for name, row in report.get("robustness", {}).items():
         print(f"  {name:<14} accuracy={row['accuracy']:.4f} ({row['delta']:+.4f})")
