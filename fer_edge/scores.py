@@ -146,15 +146,15 @@ def clearly_shown_report(
 ) -> dict[str, Any]:
     """Recall on the faces whose emotion is plain to see (at least ``share`` of the taggers
     agree): accuracy against the majority rewards a model that calls unsure faces neutral, and
-    this is where that habit shows, as emotions the taggers all saw and the model called
+    this is where that habit shows, as emotions most taggers saw and the model called
     neutral (``emotions_called_neutral``)."""
     top, predicted = shares.argmax(axis=1), probs.argmax(axis=1)
     clear = shares.max(axis=1) >= share
     per_class = {}
     for index, label in enumerate(labels):
         faces = clear & (top == index)
-        recall = float((predicted[faces] == index).mean()) if faces.any() else None
-        per_class[label] = {"n": int(faces.sum()), "recall": None if recall is None else round(recall, 4)}
+        recall = round(float((predicted[faces] == index).mean()), 4) if faces.any() else None
+        per_class[label] = {"n": int(faces.sum()), "recall": recall}
     report: dict[str, Any] = {"share": share, "n": int(clear.sum()), "per_class": per_class}
     if "neutral" in labels:
         neutral = list(labels).index("neutral")
