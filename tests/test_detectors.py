@@ -12,6 +12,7 @@ import pytest
 from fer_edge.daemon import blazeface
 from fer_edge.daemon.config import DetectorConfig
 from fer_edge.daemon.detect import (
+    SURE_LOOK,
     BlazeFaceDetector,
     FaceDetector,
     HaarDetector,
@@ -100,6 +101,34 @@ def test_tiles_cover_the_region_with_the_overlap_asked_for() -> None:
     assert xs[0] == 10 and xs[-1] + 400 == 1010
     assert all(b - a <= 400 - 133 for a, b in itertools.pairwise(xs))
     assert {t[1] for t in tiles} == {20}  # a region shorter than a tile: one row
+
+
+def test_a_followed_face_looked_at_surely_skips_its_mirror_look(astronaut_gray: np.ndarray) -> None:
+    """A face seen last tick whose first close look is sure costs one short-range invoke; a new
+    face (a proposal) always takes both, and so does a followed face the first look doubts."""
+    frame = cv2.resize(astronaut_gray, (1024, 1024))
+    detector = create_detector(DetectorConfig())
+    assert isinstance(detector, BlazeFaceDetector)
+    scores: list[float] = []
+    boxes = detector._refine.boxes
+
+    def counting_boxes(gray: np.ndarray, threshold: float):  # type: ignore[no-untyped-def]
+        found = list(boxes(gray, threshold))
+        scores.append(found[0][1] if found else 0.0)
+        return iter(found)
+
+    detector._refine.boxes = counting_boxes  # type: ignore[method-assign]
+    (new,) = detector.detect(frame)
+    looks_per_new_face = len(scores)
+    scores.clear()
+    (followed,) = detector.confirm(frame, new.box, strict=True)
+    assert looks_per_new_face >= 2 and len(scores) == 1 and scores[0] >= SURE_LOOK, scores
+    assert iou(followed.box, new.box) > 0.8 and followed.score >= 0.65
+    assert len(followed.keypoints or ()) == 6
+    scores.clear()  # a first look short of ``sure`` asks the mirror, as a new face's does
+    doubted = detector._look_closer(frame, new.box, 0.5, 0.65, reach=0.75, sure=1.01)
+    assert len(scores) == 2 and doubted is not None
+    assert iou(doubted.box, followed.box) > 0.8
 
 
 def test_pooled_score_needs_every_look_to_agree() -> None:
