@@ -352,30 +352,34 @@ class BlazeFaceDetector(FaceDetector):
         look = self._nearest(tile, cx, cy, reach, side)
         if look is None or pooled_score(look[1], 0.995, prior) < threshold:
             return None  # not even a certain mirror look would make it a face: skip that look
-        if sure is not None and look[1] >= sure:
-            (ax, ay, aw, ah), a_score, a_points = look
-            score = pooled_score(a_score, a_score, prior)
-            if score < threshold:
-                return None
-            points = tuple((x0 + px, y0 + py) for px, py in a_points)
-            return Detection((x0 + ax, y0 + ay, aw, ah), score, points)
-        mirrored = self._nearest(np.ascontiguousarray(tile[:, ::-1]), tile.shape[1] - cx, cy, reach, side)
-        if mirrored is None:
+        # a sure first look of a followed face stands for both: the mirror is taken to agree
+        other = look if sure is not None and look[1] >= sure else self._mirror_look(tile, cx, cy, reach, side)
+        if other is None:
             return None
         (ax, ay, aw, ah), a_score, a_points = look
-        (mx, my, mw, mh), m_score, m_points = mirrored
-        mx = tile.shape[1] - mx - mw  # back into the tile's own orientation
+        (mx, my, mw, mh), m_score, m_points = other
         score = pooled_score(a_score, m_score, prior)
         if score < threshold:
             return None
         mean = ((ax + mx) / 2.0, (ay + my) / 2.0, (aw + mw) / 2.0, (ah + mh) / 2.0)
-        m_points = mirror_keypoints(m_points, tile.shape[1])
         points = tuple(
             (x0 + (p[0] + q[0]) / 2.0, y0 + (p[1] + q[1]) / 2.0)
             for p, q in zip(a_points, m_points, strict=True)
         )
         box = (x0 + round(mean[0]), y0 + round(mean[1]), round(mean[2]), round(mean[3]))
         return Detection(box, score, points)
+
+    def _mirror_look(
+        self, tile: np.ndarray, cx: float, cy: float, reach: float, side: float
+    ) -> tuple[Box, float, Keypoints] | None:
+        """:meth:`_nearest` on the tile's mirror image, its box and keypoints back in the tile's
+        own orientation."""
+        width = tile.shape[1]
+        mirrored = self._nearest(np.ascontiguousarray(tile[:, ::-1]), width - cx, cy, reach, side)
+        if mirrored is None:
+            return None
+        (mx, my, mw, mh), score, points = mirrored
+        return (width - mx - mw, my, mw, mh), score, mirror_keypoints(points, width)
 
     def search(self, gray: np.ndarray, region: Box, min_face: int | None = None) -> list[Detection]:
         found = []
