@@ -148,17 +148,17 @@ def clearly_shown_report(
     agree): accuracy against the majority rewards a model that calls unsure faces neutral, and
     this is where that habit shows, as emotions most taggers saw and the model called
     neutral (``emotions_called_neutral``)."""
-    top, predicted = shares.argmax(axis=1), probs.argmax(axis=1)
     clear = shares.max(axis=1) >= share
-    per_class = {}
-    for index, label in enumerate(labels):
-        faces = clear & (top == index)
-        recall = round(float((predicted[faces] == index).mean()), 4) if faces.any() else None
-        per_class[label] = {"n": int(faces.sum()), "recall": recall}
-    report: dict[str, Any] = {"share": share, "n": int(clear.sum()), "per_class": per_class}
+    seen = classification_report(shares[clear].argmax(axis=1), probs[clear].argmax(axis=1), labels)
+    per_class = {
+        label: {"n": row["support"], "recall": row["recall"] if row["support"] else None}
+        for label, row in seen["per_class"].items()
+    }
+    report: dict[str, Any] = {"share": share, "n": seen["n"], "per_class": per_class}
     if "neutral" in labels:
         neutral = list(labels).index("neutral")
-        emotions = clear & (top != neutral)
-        called = float((predicted[emotions] == neutral).mean()) if emotions.any() else 0.0
+        emotions = np.delete(np.asarray(seen["confusion"]), neutral, axis=0)  # rows: what taggers saw
+        total = int(emotions.sum())
+        called = float(emotions[:, neutral].sum() / total) if total else 0.0
         report["emotions_called_neutral"] = round(called, 4)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -112,7 +113,7 @@ def test_a_followed_face_looked_at_surely_skips_its_mirror_look(astronaut_gray: 
     scores: list[float] = []
     boxes = detector._refine.boxes
 
-    def counting_boxes(gray: np.ndarray, threshold: float):  # type: ignore[no-untyped-def]
+    def counting_boxes(gray: np.ndarray, threshold: float) -> Iterator[tuple]:
         found = list(boxes(gray, threshold))
         scores.append(found[0][1] if found else 0.0)
         return iter(found)
