@@ -7,6 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RtspServer, have_rtsp_server
 
 
 def _numbers(node: object, path: str = "") -> list[tuple[str, float]]:
@@ -58,3 +64,27 @@ def test_bench_quick_json_has_every_field() -> None:
     assert cpu["pipeline_keyframes_1hz_steady"] <= 0.2 * cpu["pipeline_keyframes_1hz_full_scans_steady"], cpu
     # analysing key frames at 1 Hz costs less than decoding every frame does alone
     assert cpu["pipeline_keyframes_1hz_steady"] < cpu["decode_all"], cpu
+
+
+@pytest.mark.skipif(not have_rtsp_server(), reason="needs gst-rtsp-server")
+def test_the_keyframe_floor_is_the_median_of_processes_measuring_one_window(tmp_path: Path) -> None:
+    """The multi-camera benchmark's baseline: child processes that receive a real RTSP stream
+    and decode its key frames alone, over the window given in the shared monotonic clock."""
+    from fer_edge.bench.h264 import write_h264
+    from fer_edge.bench.multicam import FLOOR_PROCESSES, KeyframeFloor
+    from fer_edge.daemon.democlip import DEMO_SPRITES, face_image, render_frame
+
+    face = face_image()
+    frames = (render_frame(face, DEMO_SPRITES, i / 10, 640, 360) for i in range(40))
+    clip = write_h264(tmp_path / "clip.h264", frames, 640, 360, 10, gop_s=1.0, b_frames=True)
+    with RtspServer(None, tmp_path, fps=10, h264=clip, unshared=True) as rtsp:
+        started = time.monotonic()
+        floor = KeyframeFloor(rtsp.url, started + 2.0, 3.0)
+        try:
+            median = floor.result()
+        finally:
+            floor.stop()
+    assert len(floor.figures) == FLOOR_PROCESSES
+    assert all(0 < figure < 1 for figure in floor.figures), floor.figures  # a fraction of a core
+    assert sorted(floor.figures)[FLOOR_PROCESSES // 2] == median
+    assert time.monotonic() - started >= 5.0  # it waited for its window to pass
